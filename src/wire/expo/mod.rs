@@ -1,0 +1,1 @@
+//! Exposition engine (in progress).

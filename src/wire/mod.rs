@@ -1,0 +1,6 @@
+//! Sans-IO protocol cores: pure functions and state machines over bytes.
+//!
+//! Nothing in here opens a file descriptor, reads the clock, logs or blocks.
+//! Callers (the reactor) own all I/O and pass time in explicitly.
+
+pub mod expo;
