@@ -1,1 +1,143 @@
-//! Exposition engine (in progress).
+//! The exposition engine: index, relabel and merge shim `/metrics` bodies.
+//!
+//! Given N sandboxes' raw bodies and each sandbox's injected labels, produce the
+//! merged Prometheus text that `/metrics` serves, as a stream of byte chunks:
+//!
+//! * [`lex`]: checked classification of one line (the grammar);
+//! * [`index`]: one pass over a body: families, runs of kept lines, insertion
+//!   points (labels, `kata_shim_` renames, `exported_` renames), drop counters;
+//! * [`merge`]: the cross-sandbox plan (sorted families, HELP/TYPE choice,
+//!   type conflicts);
+//! * [`render`]: the pull cursor that copies body spans and pre-rendered label
+//!   bytes into the caller's buffer;
+//! * [`text`]: a writer for the monitor's own metrics (same escaping rules).
+//!
+//! Sans-IO: no fds, no clock, no logging. Never panics on body bytes, and never
+//! emits a line that is not valid for expfmt and Prometheus.
+//!
+//! ```
+//! use kata_monitor::wire::expo::{Exposition, Filter, Labels};
+//! let mut expo = Exposition::new(7);
+//! expo.add("sb1", Labels::new(["sb1", "uid", "pod", "ns"]), b"# TYPE up gauge\nup 1\n".to_vec());
+//! expo.finish();
+//! let mut cur = expo.cursor(&Filter::all(), Vec::new());
+//! let mut out = vec![0; cur.len() as usize];
+//! let n = cur.fill(&expo, &mut out);
+//! assert_eq!(n as u64, cur.len());
+//! assert_eq!(
+//!     std::str::from_utf8(&out).unwrap(),
+//!     "# TYPE up gauge\nup{sandbox_id=\"sb1\",cri_uid=\"uid\",cri_name=\"pod\",cri_namespace=\"ns\"} 1\n"
+//! );
+//! ```
+
+pub mod hash;
+pub mod index;
+pub mod labels;
+pub mod lex;
+pub mod merge;
+pub mod render;
+pub mod text;
+
+pub use index::{BodyIndex, Drops, Limits};
+pub use labels::Labels;
+pub use lex::{Kind, Reason};
+pub use render::{Cursor, Filter};
+
+/// One sandbox's input: id, injected labels, raw body and its index.
+pub struct Source {
+    pub id: String,
+    pub labels: Labels,
+    pub body: Vec<u8>,
+    pub index: BodyIndex,
+}
+
+/// A set of indexed sources and their merge plan: what one fetch round of the
+/// daemon produces, shared read-only by every response rendered from it.
+pub struct Exposition {
+    sources: Vec<Source>,
+    /// Reusable sources (their index allocations) from a previous round.
+    spare: Vec<Source>,
+    plan: merge::Plan,
+    seed: u64,
+    limits: Limits,
+}
+
+impl Exposition {
+    /// `seed` keys the engine's hashes (use a random value per process).
+    pub fn new(seed: u64) -> Exposition {
+        Exposition::with_limits(seed, Limits::default())
+    }
+
+    pub fn with_limits(seed: u64, limits: Limits) -> Exposition {
+        Exposition {
+            sources: Vec::new(),
+            spare: Vec::new(),
+            plan: merge::Plan::default(),
+            seed,
+            limits,
+        }
+    }
+
+    /// Forget all sources, keeping allocations for the next round.
+    pub fn clear(&mut self) {
+        self.spare.append(&mut self.sources);
+    }
+
+    /// Index `body` and add it. Returns a recycled buffer (empty, possibly with
+    /// capacity) the caller can read the next body into.
+    pub fn add(&mut self, id: &str, labels: Labels, body: Vec<u8>) -> Vec<u8> {
+        let (mut index, mut old_body, mut old_id) = match self.spare.pop() {
+            Some(s) => (s.index, s.body, s.id),
+            None => (BodyIndex::default(), Vec::new(), String::new()),
+        };
+        index.build(&body, &labels, self.seed, self.limits);
+        old_id.clear();
+        old_id.push_str(id);
+        self.sources.push(Source {
+            id: old_id,
+            labels,
+            body,
+            index,
+        });
+        old_body.clear();
+        old_body
+    }
+
+    /// Sort sources by id and build the merge plan. Call after the last `add`.
+    pub fn finish(&mut self) {
+        self.sources.sort_by(|a, b| a.id.cmp(&b.id));
+        self.plan.build(&self.sources, self.seed);
+    }
+
+    pub fn sources(&self) -> &[Source] {
+        &self.sources
+    }
+
+    /// All drops of source `i`: its own lines plus merge-level drops.
+    pub fn drops(&self, i: usize) -> Drops {
+        let mut d = self.sources[i].index.drops;
+        if let Some(m) = self.plan.drops.get(i) {
+            d.merge(m);
+        }
+        d
+    }
+
+    /// Number of families in the merged output.
+    pub fn families(&self) -> usize {
+        self.plan.fams.iter().filter(|f| f.kept).count()
+    }
+
+    /// A cursor over `head` then the families `filter` selects.
+    pub fn cursor(&self, filter: &Filter, head: Vec<u8>) -> Cursor {
+        Cursor::new(self, filter, head)
+    }
+
+    /// The whole output in one buffer (tests, tools; the daemon streams).
+    pub fn render_to_vec(&self, filter: &Filter) -> Vec<u8> {
+        let mut c = self.cursor(filter, Vec::new());
+        let mut out = vec![0; c.len() as usize];
+        let n = c.fill(self, &mut out);
+        debug_assert_eq!(n, out.len());
+        out
+    }
+}
