@@ -4,3 +4,4 @@
 //! Callers (the reactor) own all I/O and pass time in explicitly.
 
 pub mod expo;
+pub mod gzip;

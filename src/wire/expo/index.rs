@@ -10,7 +10,7 @@
 //! insertion (see [`Ins`]) placed before the body byte at its offset.
 
 use super::hash::{HashTable, hash_bytes};
-use super::labels::{Ins, Labels};
+use super::labels::{EXPORTED_PREFIX, Ins, Labels};
 use super::lex::{self, Kind, Line, Reason, Sample};
 
 /// Largest body offset an insertion can address (27 bits); bytes beyond are
@@ -114,11 +114,22 @@ pub struct BodyIndex {
     pub drops: Drops,
     /// Kept sample lines.
     pub samples: u32,
+}
+
+/// Working memory of `build` that no index needs afterwards. One per engine,
+/// shared by all bodies, so its tables stay hot in cache.
+#[derive(Default)]
+pub struct Scratch {
     fam_table: HashTable,
     series: HashTable,
-    scratch: Vec<Pair>,
-    scratch2: Vec<Pair>,
+    pairs: Vec<Pair>,
+    canon: Vec<u8>,
+    canon2: Vec<u8>,
+    counts: Vec<u32>,
 }
+
+/// Keys series hashes apart from name hashes.
+const SERIES_SEED: u64 = 0x5e41_e5e5_0000_0001;
 
 /// A label's (name, raw value) spans.
 type Pair = ((u32, u32), (u32, u32));
@@ -127,7 +138,6 @@ type Pair = ((u32, u32), (u32, u32));
 #[derive(Clone, Copy)]
 struct Cache {
     name: (u32, u32),
-    hash: u64,
     fam: u32,
 }
 
@@ -139,12 +149,17 @@ impl BodyIndex {
         self.order.clear();
         self.drops = Drops::default();
         self.samples = 0;
-        self.fam_table.clear();
-        self.series.clear();
     }
 
     /// Index `body`. `labels` gives insertion sizes, `seed` keys the hashes.
-    pub fn build(&mut self, body: &[u8], labels: &Labels, seed: u64, limits: Limits) {
+    pub fn build(
+        &mut self,
+        body: &[u8],
+        labels: &Labels,
+        seed: u64,
+        limits: Limits,
+        scratch: &mut Scratch,
+    ) {
         self.clear();
         let body = if body.len() > MAX_BODY {
             self.drops.add(Reason::LineTooLong, 1);
@@ -152,98 +167,108 @@ impl BodyIndex {
         } else {
             body
         };
+        scratch.fam_table.clear();
+        scratch.series.clear();
         // Typical bodies have ~70 bytes per sample line.
-        self.series.reserve(body.len() / 64);
+        scratch.series.reserve(body.len() / 64);
         self.ins.reserve(body.len() / 64);
-        let utf8_ok = std::str::from_utf8(body).is_ok();
-        let mut cache: Option<Cache> = None;
+        let mut b = Builder {
+            idx: self,
+            sc: scratch,
+            body,
+            labels,
+            seed,
+            limits,
+            cache: None,
+        };
+        b.lines();
+        b.group_runs();
+    }
+}
+
+/// One `build` in progress.
+struct Builder<'a> {
+    idx: &'a mut BodyIndex,
+    sc: &'a mut Scratch,
+    body: &'a [u8],
+    labels: &'a Labels,
+    seed: u64,
+    limits: Limits,
+    cache: Option<Cache>,
+}
+
+impl Builder<'_> {
+    fn lines(&mut self) {
+        let body = self.body;
+        let mut sample = Sample::default();
         let mut pos = 0usize;
         while pos < body.len() {
-            let (end, next) = match find_nl(&body[pos..]) {
-                Some(n) => (pos + n, pos + n + 1),
-                None => (body.len(), body.len()),
-            };
-            let line = &body[pos..end];
+            let start = pos;
+            let (line, len) = lex::classify_next(&body[start..], &mut sample);
+            let end = start + len;
+            let next = if end < body.len() { end + 1 } else { end };
             pos = next;
-            if !utf8_ok && std::str::from_utf8(line).is_err() {
-                self.drops.add(Reason::InvalidUtf8, 1);
-                continue;
-            }
-            let start = end - line.len();
-            match lex::classify(line, seed) {
+            match line {
                 Line::Blank | Line::Comment => {}
-                Line::Invalid(r) => self.drops.add(r, 1),
+                Line::Invalid(r) => self.idx.drops.add(r, 1),
                 Line::Help { name, text } => {
-                    let Some(f) = self.meta_family(body, start, name, seed, limits, &mut cache)
-                    else {
+                    let Some(f) = self.meta_family(start, name) else {
                         continue;
                     };
-                    let fam = &mut self.fams[f];
+                    let fam = &mut self.idx.fams[f];
                     if fam.help.is_some() {
-                        self.drops.add(Reason::DuplicateHelpOrType, 1);
+                        self.idx.drops.add(Reason::DuplicateHelpOrType, 1);
                     } else {
                         fam.help = Some((start as u32 + text.0, start as u32 + text.1));
                     }
                 }
                 Line::Type { name, kind } => {
-                    let Some(f) = self.meta_family(body, start, name, seed, limits, &mut cache)
-                    else {
+                    let Some(f) = self.meta_family(start, name) else {
                         continue;
                     };
-                    let fam = &mut self.fams[f];
+                    let fam = &mut self.idx.fams[f];
                     if fam.typed {
-                        self.drops.add(Reason::DuplicateHelpOrType, 1);
+                        self.idx.drops.add(Reason::DuplicateHelpOrType, 1);
                     } else if fam.samples > 0 {
-                        self.drops.add(Reason::TypeAfterSamples, 1);
+                        self.idx.drops.add(Reason::TypeAfterSamples, 1);
                     } else {
                         fam.kind = kind;
                         fam.typed = true;
                     }
                 }
-                Line::Sample(s) => {
-                    self.sample(body, start, next, &s, labels, seed, limits, &mut cache);
-                }
+                Line::Sample => self.sample(start, next, &sample),
             }
         }
-        self.group_runs();
     }
 
     /// Family named exactly `name` (relative to `start`), created if new.
-    fn meta_family(
-        &mut self,
-        body: &[u8],
-        start: usize,
-        name: (u32, u32),
-        seed: u64,
-        limits: Limits,
-        cache: &mut Option<Cache>,
-    ) -> Option<usize> {
+    fn meta_family(&mut self, start: usize, name: (u32, u32)) -> Option<usize> {
         let span = (start as u32 + name.0, start as u32 + name.1);
-        let bytes = &body[span.0 as usize..span.1 as usize];
-        let h = hash_bytes(seed, bytes);
-        if let Some(f) = self.find(body, bytes, h) {
+        let bytes = &self.body[span.0 as usize..span.1 as usize];
+        let h = hash_bytes(self.seed, bytes);
+        if let Some(f) = self.find(bytes, h) {
             return Some(f as usize);
         }
-        if self.fams.len() >= limits.max_series as usize {
-            self.drops.add(Reason::TooManySeries, 1);
+        if self.idx.fams.len() >= self.limits.max_series as usize {
+            self.idx.drops.add(Reason::TooManySeries, 1);
             return None;
         }
         // A new exact name can change where later samples of that name go.
-        *cache = None;
-        Some(self.create(body, span, h) as usize)
+        self.cache = None;
+        Some(self.create(span, h) as usize)
     }
 
-    fn find(&self, body: &[u8], name: &[u8], h: u64) -> Option<u32> {
-        self.fam_table.probe(h).find(|&f| {
-            let (s, e) = self.fams[f as usize].name;
-            &body[s as usize..e as usize] == name
+    fn find(&self, name: &[u8], h: u64) -> Option<u32> {
+        self.sc.fam_table.probe(h).find(|&f| {
+            let (s, e) = self.idx.fams[f as usize].name;
+            lex::eq(&self.body[s as usize..e as usize], name)
         })
     }
 
-    fn create(&mut self, body: &[u8], span: (u32, u32), h: u64) -> u32 {
-        let name = &body[span.0 as usize..span.1 as usize];
-        let id = self.fams.len() as u32;
-        self.fams.push(Family {
+    fn create(&mut self, span: (u32, u32), h: u64) -> u32 {
+        let name = &self.body[span.0 as usize..span.1 as usize];
+        let id = self.idx.fams.len() as u32;
+        self.idx.fams.push(Family {
             name: span,
             renamed: name.starts_with(b"go_") || name.starts_with(b"process_"),
             kind: Kind::Untyped,
@@ -254,15 +279,14 @@ impl BodyIndex {
             bytes: 0,
             runs: (0, 0),
         });
-        self.fam_table.insert(h, id);
+        self.sc.fam_table.insert(h, id);
         id
     }
 
     /// expfmt's rule: exact name first, then `_sum`/`_count` of a summary,
     /// then `_bucket`/`_sum`/`_count` of a histogram, else a new untyped family.
-    fn sample_family(&mut self, body: &[u8], span: (u32, u32), h: u64, seed: u64) -> Option<u32> {
-        let name = &body[span.0 as usize..span.1 as usize];
-        if let Some(f) = self.find(body, name, h) {
+    fn sample_family(&self, name: &[u8], h: u64) -> Option<u32> {
+        if let Some(f) = self.find(name, h) {
             return Some(f);
         }
         for (suffix, hist_only) in [
@@ -272,8 +296,8 @@ impl BodyIndex {
         ] {
             if name.len() > suffix.len() && name.ends_with(suffix) {
                 let base = &name[..name.len() - suffix.len()];
-                if let Some(f) = self.find(body, base, hash_bytes(seed, base)) {
-                    let k = self.fams[f as usize].kind;
+                if let Some(f) = self.find(base, hash_bytes(self.seed, base)) {
+                    let k = self.idx.fams[f as usize].kind;
                     if k == Kind::Histogram || (k == Kind::Summary && !hist_only) {
                         return Some(f);
                     }
@@ -283,88 +307,69 @@ impl BodyIndex {
         None
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn sample(
-        &mut self,
-        body: &[u8],
-        start: usize,
-        next: usize,
-        s: &Sample,
-        labels: &Labels,
-        seed: u64,
-        limits: Limits,
-        cache: &mut Option<Cache>,
-    ) {
+    fn sample(&mut self, start: usize, next: usize, s: &Sample) {
+        let body = self.body;
         let span = (start as u32 + s.name.0, start as u32 + s.name.1);
         let name = &body[span.0 as usize..span.1 as usize];
-        let (fam, name_hash) = match *cache {
-            Some(c) if &body[c.name.0 as usize..c.name.1 as usize] == name => (c.fam, c.hash),
+        let fam = match self.cache {
+            Some(c) if lex::eq(&body[c.name.0 as usize..c.name.1 as usize], name) => c.fam,
             _ => {
-                let h = hash_bytes(seed, name);
-                let fam = match self.sample_family(body, span, h, seed) {
+                let h = hash_bytes(self.seed, name);
+                let fam = match self.sample_family(name, h) {
                     Some(f) => f,
-                    None if self.fams.len() >= limits.max_series as usize => {
-                        self.drops.add(Reason::TooManySeries, 1);
+                    None if self.idx.fams.len() >= self.limits.max_series as usize => {
+                        self.idx.drops.add(Reason::TooManySeries, 1);
                         return;
                     }
-                    None => self.create(body, span, h),
+                    None => self.create(span, h),
                 };
-                *cache = Some(Cache {
-                    name: span,
-                    hash: h,
-                    fam,
-                });
-                (fam, h)
+                self.cache = Some(Cache { name: span, fam });
+                fam
             }
         };
-        let f = &self.fams[fam as usize];
+        let f = &self.idx.fams[fam as usize];
         if f.reserved {
-            self.drops.add(Reason::ReservedName, 1);
+            self.idx.drops.add(Reason::ReservedName, 1);
             return;
         }
-        let kind = f.kind;
-        let before = match kind {
+        let before = match f.kind {
             Kind::Histogram => s.le,
             Kind::Summary => s.quantile,
             _ => None,
         };
-        if let Some((_, false)) = before {
-            self.drops.add(Reason::BadLeOrQuantile, 1);
+        // `le`/`quantile` must parse as floats; a bucket needs `le` and a
+        // summary quantile line needs `quantile` (expfmt drops them silently).
+        let base_len = (f.name.1 - f.name.0) as usize;
+        let needs = match f.kind {
+            Kind::Histogram => name.len() == base_len + 7 && name.ends_with(b"_bucket"),
+            Kind::Summary => name.len() == base_len,
+            _ => false,
+        };
+        if matches!(before, Some((_, false))) || (needs && before.is_none()) {
+            self.idx.drops.add(Reason::BadLeOrQuantile, 1);
             return;
         }
-        if self.samples >= limits.max_series {
-            self.drops.add(Reason::TooManySeries, 1);
+        if self.idx.samples >= self.limits.max_series {
+            self.idx.drops.add(Reason::TooManySeries, 1);
             return;
         }
-        // Duplicate series: same name and label set, confirmed byte-wise.
-        let series_hash = name_hash.rotate_left(23) ^ s.labels_hash;
-        let name_start = span.0;
-        let line = &body[start..next];
-        let dup = self.series.probe(series_hash).any(|other| {
-            same_series(
-                body,
-                other as usize,
-                line,
-                s.name,
-                &mut self.scratch,
-                &mut self.scratch2,
-            )
-        });
-        if dup {
-            self.drops.add(Reason::DuplicateSeries, 1);
+        if self.is_duplicate(start, next, s) {
+            self.idx.drops.add(Reason::DuplicateSeries, 1);
             return;
         }
-        self.series.insert(series_hash, name_start);
 
         // Insertion points, in body order.
-        let first_ins = self.ins.len() as u32;
+        let name_start = span.0;
+        let idx = &mut *self.idx;
+        let labels = self.labels;
+        let first_ins = idx.ins.len() as u32;
         let mut bytes = (next - name_start as usize) as u64;
         let mut push = |ins: &mut Vec<u32>, at: usize, k: Ins| {
             ins.push(ins_pack(at, k));
             bytes += u64::from(labels.len_of(k));
         };
-        if self.fams[fam as usize].renamed {
-            push(&mut self.ins, name_start as usize, Ins::Rename);
+        if idx.fams[fam as usize].renamed {
+            push(&mut idx.ins, name_start as usize, Ins::Rename);
         }
         let inject = match (before, s.close) {
             (Some((p, _)), _) => (start + p as usize, Ins::Before),
@@ -376,31 +381,30 @@ impl BodyIndex {
         for &e in &s.exported[..s.n_exported as usize] {
             let at = start + e as usize;
             if !injected && inject.0 < at {
-                push(&mut self.ins, inject.0, inject.1);
+                push(&mut idx.ins, inject.0, inject.1);
                 injected = true;
             }
-            push(&mut self.ins, at, Ins::Exported);
+            push(&mut idx.ins, at, Ins::Exported);
         }
         if !injected {
-            push(&mut self.ins, inject.0, inject.1);
+            push(&mut idx.ins, inject.0, inject.1);
         }
-        let line_end = start + line.len() - usize::from(line.last() == Some(&b'\n'));
-        if line_end == next {
+        if body.get(next - 1) != Some(&b'\n') {
             // Last line of a body without a final newline.
-            push(&mut self.ins, line_end, Ins::Newline);
+            push(&mut idx.ins, next, Ins::Newline);
         }
-        let last_ins = self.ins.len() as u32;
+        let last_ins = idx.ins.len() as u32;
 
-        let f = &mut self.fams[fam as usize];
+        let f = &mut idx.fams[fam as usize];
         f.samples += 1;
         f.bytes += bytes;
-        self.samples += 1;
-        match self.runs.last_mut() {
+        idx.samples += 1;
+        match idx.runs.last_mut() {
             Some(r) if r.fam == fam && r.end == name_start => {
                 r.end = next as u32;
                 r.ins.1 = last_ins;
             }
-            _ => self.runs.push(Run {
+            _ => idx.runs.push(Run {
                 fam,
                 start: name_start,
                 end: next as u32,
@@ -409,63 +413,99 @@ impl BodyIndex {
         }
     }
 
+    /// Is this line's series (same canonical `name{sorted labels}` text)
+    /// already kept? If not, remember it.
+    fn is_duplicate(&mut self, start: usize, next: usize, s: &Sample) -> bool {
+        let body = self.body;
+        let line = &body[start..next];
+        let sc = &mut *self.sc;
+        let canon: &[u8] = if s.canonical {
+            &line[s.name.0 as usize..s.close.map_or(s.name.1, |c| c + 1) as usize]
+        } else {
+            canonical(line, s, &mut sc.pairs, &mut sc.canon);
+            &sc.canon
+        };
+        let hash = hash_bytes(self.seed ^ SERIES_SEED, canon);
+        let dup = sc.series.probe(hash).any(|other| {
+            let mut os = Sample::default();
+            let (kind, len) = lex::classify_next(&body[other as usize..], &mut os);
+            let o = &body[other as usize..other as usize + len];
+            match kind {
+                Line::Sample if os.canonical => {
+                    canon == &o[os.name.0 as usize..os.close.map_or(os.name.1, |c| c + 1) as usize]
+                }
+                Line::Sample => {
+                    canonical(o, &os, &mut sc.pairs, &mut sc.canon2);
+                    canon == &sc.canon2[..]
+                }
+                _ => false,
+            }
+        });
+        if !dup {
+            sc.series.insert(hash, start as u32 + s.name.0);
+        }
+        dup
+    }
+
     /// Counting sort of runs by family (stable: body order within a family).
     fn group_runs(&mut self) {
-        let nf = self.fams.len();
-        let mut counts = vec![0u32; nf + 1];
-        for r in &self.runs {
+        let idx = &mut *self.idx;
+        let counts = &mut self.sc.counts;
+        let nf = idx.fams.len();
+        counts.clear();
+        counts.resize(nf + 1, 0);
+        for r in &idx.runs {
             counts[r.fam as usize + 1] += 1;
         }
         for i in 0..nf {
             counts[i + 1] += counts[i];
-            self.fams[i].runs = (counts[i], counts[i + 1]);
+            idx.fams[i].runs = (counts[i], counts[i + 1]);
         }
-        self.order.clear();
-        self.order.resize(self.runs.len(), 0);
-        for (i, r) in self.runs.iter().enumerate() {
+        idx.order.clear();
+        idx.order.resize(idx.runs.len(), 0);
+        for (i, r) in idx.runs.iter().enumerate() {
             let slot = &mut counts[r.fam as usize];
-            self.order[*slot as usize] = i as u32;
+            idx.order[*slot as usize] = i as u32;
             *slot += 1;
         }
     }
 }
 
-/// Is the kept line starting at `other` the same series as `line`?
-fn same_series(
-    body: &[u8],
-    other: usize,
-    line: &[u8],
-    name: (u32, u32),
-    a: &mut Vec<Pair>,
-    b: &mut Vec<Pair>,
-) -> bool {
-    let rest = &body[other..];
-    let o = &rest[..find_nl(rest).unwrap_or(rest.len())];
-    let n = (name.1 - name.0) as usize;
-    let my_name = &line[name.0 as usize..name.1 as usize];
-    if o.len() < n || &o[..n] != my_name || o.get(n).is_some_and(|&c| lex_is_name(c)) {
-        return false;
+/// Canonical series text of a valid sample line, as it will be output:
+/// `name{a="1",b="2"}` with label names (after `exported_` renames) sorted
+/// and no blanks (`name` alone without labels).
+fn canonical(line: &[u8], s: &Sample, pairs: &mut Vec<Pair>, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&line[s.name.0 as usize..s.name.1 as usize]);
+    lex_pairs(line, s.name.1 as usize, pairs);
+    if pairs.is_empty() {
+        return;
     }
-    lex_pairs(o, n, a);
-    lex_pairs(line, name.1 as usize, b);
-    if a.len() != b.len() {
-        return false;
-    }
-    let key = |l: &[u8], (n, v): Pair| -> (Vec<u8>, Vec<u8>) {
-        (
-            l[n.0 as usize..n.1 as usize].to_vec(),
-            l[v.0 as usize..v.1 as usize].to_vec(),
-        )
+    let span = |(a, b): (u32, u32)| &line[a as usize..b as usize];
+    let eff = |n: (u32, u32)| -> (&[u8], &[u8]) {
+        if lex::is_injected(span(n)) {
+            (EXPORTED_PREFIX.as_bytes(), span(n))
+        } else {
+            (b"", span(n))
+        }
     };
-    let mut ka: Vec<_> = a.iter().map(|&p| key(o, p)).collect();
-    let mut kb: Vec<_> = b.iter().map(|&p| key(line, p)).collect();
-    ka.sort();
-    kb.sort();
-    ka == kb
-}
-
-fn lex_is_name(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b':'
+    pairs.sort_unstable_by(|x, y| {
+        let (a, b) = (eff(x.0), eff(y.0));
+        a.0.iter().chain(a.1).cmp(b.0.iter().chain(b.1))
+    });
+    out.push(b'{');
+    for (i, &(n, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let (p, name) = eff(n);
+        out.extend_from_slice(p);
+        out.extend_from_slice(name);
+        out.extend_from_slice(b"=\"");
+        out.extend_from_slice(span(v));
+        out.push(b'"');
+    }
+    out.push(b'}');
 }
 
 /// Label (name, raw value) spans of an already validated sample line whose
@@ -506,33 +546,6 @@ fn lex_pairs(l: &[u8], mut i: usize, out: &mut Vec<Pair>) {
     }
 }
 
-/// Position of the first `\n` (word-at-a-time scan).
-#[inline]
-pub fn find_nl(s: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const NL: u64 = LO * b'\n' as u64;
-    let mut i = 0;
-    while i + 8 <= s.len() {
-        let w = u64::from_le_bytes([
-            s[i],
-            s[i + 1],
-            s[i + 2],
-            s[i + 3],
-            s[i + 4],
-            s[i + 5],
-            s[i + 6],
-            s[i + 7],
-        ]) ^ NL;
-        let z = w.wrapping_sub(LO) & !w & HI;
-        if z != 0 {
-            return Some(i + (z.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    s[i..].iter().position(|&b| b == b'\n').map(|p| i + p)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,12 +557,14 @@ mod tests {
             &Labels::new(["s", "", "", ""]),
             42,
             Limits::default(),
+            &mut Scratch::default(),
         );
         i
     }
 
     #[test]
     fn find_nl_matches_naive() {
+        use super::super::lex::find_nl;
         let data = b"abcdefghij\nklmnopqrstuvwxyz0123456789\n\n1234567\n";
         for start in 0..data.len() {
             for end in start..=data.len() {
@@ -595,7 +610,7 @@ mod tests {
     fn drops_are_counted() {
         let i = idx(
             b"# TYPE a gauge\n# TYPE a gauge\n# HELP a x\n# HELP a y\na 1\na 2\n# TYPE a counter\n\
-             c 1\n# TYPE c gauge\nb{le=\"x\"} 1\n# TYPE h histogram\nh_bucket{le=\"x\"} 1\nkata_monitor_x 1\nbad line\n\xff 1\n",
+             c 1\n# TYPE c gauge\nb{le=\"x\"} 1\n# TYPE h histogram\nh_bucket{le=\"x\"} 1\nkata_monitor_x 1\nbad line\n\xff 1\nu{a=\"\xff\"} 1\nu{a=\"\xc3\xa9\"} 1\n",
         );
         // The second TYPE of `a` and the TYPE after its samples, the second HELP.
         assert_eq!(i.drops.get(Reason::DuplicateHelpOrType), 3);
@@ -605,7 +620,16 @@ mod tests {
         assert_eq!(i.drops.get(Reason::ReservedName), 1);
         assert_eq!(i.drops.get(Reason::BadValue), 1);
         assert_eq!(i.drops.get(Reason::InvalidUtf8), 1);
-        // a 1, c 1, b{le="x"} (untyped: le is an ordinary label)
+        assert_eq!(i.drops.get(Reason::BadMetricName), 1);
+        // a 1, c 1, b{le="x"} (untyped: le is an ordinary label), u{a="é"}
+        assert_eq!(i.samples, 4);
+    }
+
+    #[test]
+    fn buckets_need_le_and_quantiles_quantile() {
+        let i =
+            idx("# TYPE h histogram\nh_bucket 1\nh 2\nh_sum 3\n# TYPE s summary\ns 1\ns_sum 2\n");
+        assert_eq!(i.drops.get(Reason::BadLeOrQuantile), 2);
         assert_eq!(i.samples, 3);
     }
 
@@ -618,6 +642,15 @@ mod tests {
     }
 
     #[test]
+    fn exported_renames_count_for_duplicates() {
+        let i = idx(
+            "m{sandbox_id=\"x\"} 1\nm{exported_sandbox_id=\"x\"} 2\nm{exported_sandbox_id=\"y\"} 3\n",
+        );
+        assert_eq!(i.samples, 2);
+        assert_eq!(i.drops.get(Reason::DuplicateSeries), 1);
+    }
+
+    #[test]
     fn limits() {
         let mut i = BodyIndex::default();
         let body: String = (0..10).map(|n| format!("m{n} 1\n")).collect();
@@ -626,6 +659,7 @@ mod tests {
             &Labels::new(["s", "", "", ""]),
             1,
             Limits { max_series: 4 },
+            &mut Scratch::default(),
         );
         assert_eq!(i.samples, 4);
         assert_eq!(i.drops.get(Reason::TooManySeries), 6);

@@ -7,13 +7,10 @@
 //! for both. Positions are relative to the line start. Must not allocate,
 //! panic or look beyond the line it is given.
 
-use super::hash::{hash_bytes, mix};
-use super::labels::INJECTED;
-
 /// Longest line (without its `\n`) the engine accepts.
 pub const MAX_LINE: usize = 16 * 1024;
 /// Most labels a sample line may carry.
-pub const MAX_LABELS: usize = 64;
+pub const MAX_LABELS: usize = 32;
 
 /// Why a line (or a group of lines) was dropped. Stable names: they are label
 /// values of `kata_monitor_dropped_lines_total{reason}`.
@@ -37,10 +34,11 @@ pub enum Reason {
     NameConflict,
     ReservedName,
     TooManySeries,
+    RenamedLabelCollision,
 }
 
 impl Reason {
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 18;
     pub const ALL: [Reason; Reason::COUNT] = [
         Reason::InvalidUtf8,
         Reason::ControlChar,
@@ -59,6 +57,7 @@ impl Reason {
         Reason::NameConflict,
         Reason::ReservedName,
         Reason::TooManySeries,
+        Reason::RenamedLabelCollision,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +79,7 @@ impl Reason {
             Reason::NameConflict => "name_conflict",
             Reason::ReservedName => "reserved_name",
             Reason::TooManySeries => "too_many_series",
+            Reason::RenamedLabelCollision => "renamed_label_collision",
         }
     }
 }
@@ -136,7 +136,8 @@ pub enum Line {
         name: Span,
         kind: Kind,
     },
-    Sample(Sample),
+    /// A valid sample; its layout is in the `Sample` passed to [`classify`].
+    Sample,
     Invalid(Reason),
 }
 
@@ -155,8 +156,12 @@ pub struct Sample {
     /// Starts of source label names that collide with an injected label.
     pub exported: [u32; 4],
     pub n_exported: u8,
-    /// Order-independent hash of the label pairs (series identity with the name).
-    pub labels_hash: u64,
+    /// A renamed label would collide with a source label.
+    pub collision: bool,
+    /// The bytes from the name to `}` are already the canonical series text:
+    /// no blanks, no trailing comma or `{}`, label names strictly increasing,
+    /// no `exported_` renames. (Always true without a label set.)
+    pub canonical: bool,
 }
 
 // Character classes.
@@ -165,7 +170,8 @@ const M_CONT: u8 = 2; // [a-zA-Z0-9_:]
 const L_START: u8 = 4; // [a-zA-Z_]
 const L_CONT: u8 = 8; // [a-zA-Z0-9_]
 const BLANK: u8 = 16; // ' ' '\t'
-const VAL_STOP: u8 = 32; // '"' '\\' '\r' '\0' (label value scanning)
+const VAL_STOP: u8 = 32; // '"' '\\' '\r' '\0' '\n' and non-ASCII (label value scanning)
+const VEND: u8 = 64; // ' ' '\t' '\n': end of a value token
 
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -187,8 +193,11 @@ static CLASS: [u8; 256] = {
         if b == b' ' || b == b'\t' {
             v |= BLANK;
         }
-        if b == b'"' || b == b'\\' || b == b'\r' || b == 0 {
+        if b == b'"' || b == b'\\' || b == b'\r' || b == 0 || b == b'\n' || b >= 0x80 {
             v |= VAL_STOP;
+        }
+        if b == b' ' || b == b'\t' || b == b'\n' {
+            v |= VEND;
         }
         t[c] = v;
         c += 1;
@@ -201,6 +210,101 @@ fn is(b: u8, class: u8) -> bool {
     CLASS[b as usize] & class != 0
 }
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+const fn rep(b: u8) -> u64 {
+    LO * b as u64
+}
+
+#[inline(always)]
+fn load8(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
+}
+
+/// High bit of each byte set iff the byte is in `[a-zA-Z0-9_:]` (exact per
+/// byte: no operation below carries across bytes).
+#[inline(always)]
+fn name_mask(w: u64) -> u64 {
+    let t = w & !HI;
+    let y = t | rep(0x20);
+    let ge = |v: u64, m: u8| (v + rep(0x80 - m)) & HI;
+    let lt = |v: u64, n: u8| !(v + rep(0x80 - n)) & HI;
+    let letters = ge(y, b'a') & lt(y, b'z' + 1);
+    let digits = ge(t, b'0') & lt(t, b':' + 1);
+    let under = !((t ^ rep(b'_')) + rep(0x7f)) & HI;
+    (letters | digits | under) & !w
+}
+
+/// Index of the first byte at or after `i` that is not a metric-name byte.
+#[inline]
+fn scan_name(l: &[u8], mut i: usize) -> usize {
+    while i + 8 <= l.len() {
+        let stop = !name_mask(load8(&l[i..])) & HI;
+        if stop != 0 {
+            return i + (stop.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < l.len() && is(l[i], M_CONT) {
+        i += 1;
+    }
+    i
+}
+
+/// Index of the first `"`, `\`, CR or NUL at or after `i` (or `l.len()`).
+#[inline]
+fn scan_value(l: &[u8], mut i: usize) -> usize {
+    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    while i + 8 <= l.len() {
+        let w = load8(&l[i..]);
+        // The lowest flagged byte is exact (borrows only run upwards).
+        let m = zero(w ^ rep(b'"'))
+            | zero(w ^ rep(b'\\'))
+            | zero(w ^ rep(b'\r'))
+            | zero(w ^ rep(b'\n'))
+            | zero(w)
+            | (w & HI);
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < l.len() && !is(l[i], VAL_STOP) {
+        i += 1;
+    }
+    i
+}
+
+/// Byte equality without a libc call (names are short; memcmp's call
+/// overhead dominated the index profile).
+#[inline]
+pub fn eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i + 8 <= a.len() {
+        if load8(&a[i..]) != load8(&b[i..]) {
+            return false;
+        }
+        i += 8;
+    }
+    a[i..].iter().zip(&b[i..]).all(|(x, y)| x == y)
+}
+
+/// Is `name` one of the injected label names?
+#[inline]
+pub fn is_injected(name: &[u8]) -> bool {
+    match name.len() {
+        7 => eq(name, b"cri_uid"),
+        8 => eq(name, b"cri_name"),
+        10 => eq(name, b"sandbox_id"),
+        13 => eq(name, b"cri_namespace"),
+        _ => false,
+    }
+}
+
 #[inline]
 fn skip_blanks(l: &[u8], mut i: usize) -> usize {
     while i < l.len() && is(l[i], BLANK) {
@@ -209,30 +313,92 @@ fn skip_blanks(l: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Classify `line` (without its `\n`). `seed` keys the label hash.
-pub fn classify(line: &[u8], seed: u64) -> Line {
-    if line.len() > MAX_LINE {
-        return Line::Invalid(Reason::LineTooLong);
-    }
-    let i = skip_blanks(line, 0);
-    if i == line.len() {
-        return Line::Blank;
-    }
-    match line[i] {
-        b'#' => comment(line, i + 1),
-        b if is(b, M_START) => match sample(line, i, seed) {
-            Ok(s) => Line::Sample(s),
-            Err(r) => Line::Invalid(r),
-        },
-        b'\r' | 0 => Line::Invalid(Reason::ControlChar),
-        _ => Line::Invalid(Reason::BadMetricName),
+/// Classify `line` (one line, without its `\n`). For [`Line::Sample`], the
+/// layout is written to `s`.
+pub fn classify(line: &[u8], s: &mut Sample) -> Line {
+    match classify_next(line, s) {
+        (l, end) if end == line.len() => l,
+        // A `\n` inside: not one line.
+        _ => Line::Invalid(Reason::BadValue),
     }
 }
 
-fn comment(l: &[u8], mut i: usize) -> Line {
-    // A comment is kept only if it is HELP/TYPE; CR/NUL anywhere is still invalid
-    // for the consumers, but a plain comment is dropped anyway, so only meta
-    // lines are checked byte by byte below.
+/// Classify the line at the start of `l`, which runs to the first `\n` (or
+/// the end of `l`), and return it with its end offset. The line is scanned
+/// once: its end is found by the parse itself. For [`Line::Sample`] the
+/// layout is written to `s` (an out-parameter: returning it by value cost a
+/// store-forwarding stall per line).
+pub fn classify_next(l: &[u8], s: &mut Sample) -> (Line, usize) {
+    let i = skip_blanks(l, 0);
+    let (line, end) = if at_eol(l, i) {
+        (Line::Blank, i)
+    } else {
+        match l[i] {
+            b'#' => comment(l, i + 1),
+            b if is(b, M_START) => match sample(l, i, s) {
+                Ok(end) => (Line::Sample, end),
+                Err(r) => (Line::Invalid(r), line_end(l, i)),
+            },
+            b'\r' | 0 => (Line::Invalid(Reason::ControlChar), line_end(l, i)),
+            _ => (Line::Invalid(Reason::BadMetricName), line_end(l, i)),
+        }
+    };
+    if end > MAX_LINE {
+        return (Line::Invalid(Reason::LineTooLong), end);
+    }
+    (line, end)
+}
+
+#[inline]
+fn at_eol(l: &[u8], i: usize) -> bool {
+    i >= l.len() || l[i] == b'\n'
+}
+
+/// Offset of the `\n` ending the line that `from` is in (or `l.len()`).
+fn line_end(l: &[u8], from: usize) -> usize {
+    from + find_nl(&l[from..]).unwrap_or(l.len() - from)
+}
+
+/// Position of the first `\n` (word-at-a-time scan).
+#[inline]
+pub fn find_nl(s: &[u8]) -> Option<usize> {
+    let nl = rep(b'\n');
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        let w = load8(&s[i..]) ^ nl;
+        let z = w.wrapping_sub(LO) & !w & HI;
+        if z != 0 {
+            return Some(i + (z.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    s[i..].iter().position(|&b| b == b'\n').map(|p| i + p)
+}
+
+fn comment(l: &[u8], i: usize) -> (Line, usize) {
+    let end = line_end(l, i);
+    let line = match meta(&l[..end], i) {
+        // Dropped anyway, but a comment with CR, NUL or bad UTF-8 is not a
+        // valid comment: count it like any broken line.
+        Line::Comment if l[..end].iter().any(|&b| b == b'\r' || b == 0) => {
+            Line::Invalid(Reason::ControlChar)
+        }
+        Line::Comment if std::str::from_utf8(&l[..end]).is_err() => {
+            Line::Invalid(Reason::InvalidUtf8)
+        }
+        other => other,
+    };
+    (line, end)
+}
+
+/// A comment line (`l` is exactly the line). Only HELP and TYPE are kept;
+/// a plain comment is dropped whatever its bytes.
+fn meta(l: &[u8], mut i: usize) -> Line {
+    // `#HELP` is a plain comment to Prometheus (expfmt disagrees; Prometheus
+    // is the consumer that matters).
+    if i < l.len() && !is(l[i], BLANK) {
+        return Line::Comment;
+    }
     i = skip_blanks(l, i);
     let kw_start = i;
     while i < l.len() && !is(l[i], BLANK) {
@@ -246,10 +412,7 @@ fn comment(l: &[u8], mut i: usize) -> Line {
     i = skip_blanks(l, i);
     let name_start = i;
     if i < l.len() && is(l[i], M_START) {
-        i += 1;
-        while i < l.len() && is(l[i], M_CONT) {
-            i += 1;
-        }
+        i = scan_name(l, i + 1);
     }
     let name = (name_start as u32, i as u32);
     if i == l.len() {
@@ -274,6 +437,7 @@ fn comment(l: &[u8], mut i: usize) -> Line {
     let rest = &l[i..];
     if help {
         // Escapes allowed by expfmt in HELP: \\ \n \" ; CR/NUL are rejected.
+        let mut high = false;
         let mut j = 0;
         while j < rest.len() {
             match rest[j] {
@@ -282,8 +446,14 @@ fn comment(l: &[u8], mut i: usize) -> Line {
                     _ => return Line::Invalid(Reason::BadHelpOrType),
                 },
                 b'\r' | 0 => return Line::Invalid(Reason::ControlChar),
-                _ => j += 1,
+                b => {
+                    high |= b >= 0x80;
+                    j += 1;
+                }
             }
+        }
+        if high && std::str::from_utf8(rest).is_err() {
+            return Line::Invalid(Reason::InvalidUtf8);
         }
         Line::Help {
             name,
@@ -297,19 +467,19 @@ fn comment(l: &[u8], mut i: usize) -> Line {
     }
 }
 
-fn sample(l: &[u8], start: usize, seed: u64) -> Result<Sample, Reason> {
-    let mut s = Sample::default();
-    let mut i = start + 1;
-    while i < l.len() && is(l[i], M_CONT) {
-        i += 1;
-    }
+/// A sample line starting at `start` (a metric-name byte); returns its end.
+fn sample(l: &[u8], start: usize, s: &mut Sample) -> Result<usize, Reason> {
+    *s = Sample {
+        canonical: true,
+        ..Sample::default()
+    };
+    let mut i = scan_name(l, start + 1);
     s.name = (start as u32, i as u32);
     let after_name = i;
-    i = skip_blanks(l, i);
     if i < l.len() && l[i] == b'{' {
-        i = labels(l, i + 1, seed, &mut s)?;
+        i = labels(l, i + 1, s)?;
         i = skip_blanks(l, i);
-        if i == l.len() {
+        if at_eol(l, i) {
             return Err(Reason::BadValue);
         }
     } else {
@@ -317,8 +487,14 @@ fn sample(l: &[u8], start: usize, seed: u64) -> Result<Sample, Reason> {
             Some(&b) if is(b, BLANK) => {}
             Some(b'\r' | 0) => return Err(Reason::ControlChar),
             // `name` alone, or `name"`, `name-1`, quoted names: not a sample line.
-            None => return Err(Reason::BadValue),
+            None | Some(b'\n') => return Err(Reason::BadValue),
             Some(_) => return Err(Reason::BadMetricName),
+        }
+        i = skip_blanks(l, i);
+        if l.get(i) == Some(&b'{') {
+            // `name {..}`: both parsers take it, no exporter writes it; keep
+            // the output to the shape everyone writes.
+            return Err(Reason::BadLabels);
         }
     }
     // The value needs a blank before it (stricter than the parsers, which also
@@ -327,7 +503,7 @@ fn sample(l: &[u8], start: usize, seed: u64) -> Result<Sample, Reason> {
         return Err(Reason::BadValue);
     }
     let v_start = i;
-    while i < l.len() && !is(l[i], BLANK) {
+    while i < l.len() && !is(l[i], VEND) {
         i += 1;
     }
     if !float_ok(&l[v_start..i]) {
@@ -337,40 +513,52 @@ fn sample(l: &[u8], start: usize, seed: u64) -> Result<Sample, Reason> {
             Reason::BadValue
         });
     }
-    if i == l.len() {
-        return Ok(s);
+    let end = if at_eol(l, i) { i } else { timestamp(l, i)? };
+    if s.collision {
+        return Err(Reason::RenamedLabelCollision);
     }
+    Ok(end)
+}
+
+/// Blanks, a timestamp, then the end of the line; returns the end.
+fn timestamp(l: &[u8], i: usize) -> Result<usize, Reason> {
     // Blanks then a timestamp, then nothing: expfmt rejects trailing blanks.
     let t_start = skip_blanks(l, i);
-    if t_start == l.len() {
-        return Err(Reason::BadTimestamp);
+    let mut t_end = t_start;
+    while t_end < l.len() && l[t_end].is_ascii_digit() {
+        t_end += 1;
     }
-    if !timestamp_ok(&l[t_start..]) {
-        return Err(if l[t_start..].iter().any(|&b| b == b'\r' || b == 0) {
-            Reason::ControlChar
-        } else {
-            Reason::BadTimestamp
+    if !at_eol(l, t_end) || !timestamp_ok(&l[t_start..t_end]) {
+        return Err(match l.get(t_end) {
+            Some(b'\r' | 0) => Reason::ControlChar,
+            _ => Reason::BadTimestamp,
         });
     }
-    Ok(s)
+    Ok(t_end)
 }
 
 /// Parse a label set starting after `{`; returns the index after `}`.
-fn labels(l: &[u8], mut i: usize, seed: u64, s: &mut Sample) -> Result<usize, Reason> {
-    // Effective label names seen so far: (start, end, exported).
-    let mut names: [(u32, u32, bool); MAX_LABELS] = [(0, 0, false); MAX_LABELS];
+fn labels(l: &[u8], mut i: usize, s: &mut Sample) -> Result<usize, Reason> {
+    // Label names seen so far (positions < MAX_LINE fit u16), bit k of
+    // `exp`: name k is renamed `exported_`.
+    let mut names = [(0u16, 0u16); MAX_LABELS];
+    let mut exp = 0u32;
     let mut n = 0usize;
-    let mut hash = 0u64;
     let mut bare = true; // last token was `{` or `,`
     loop {
-        i = skip_blanks(l, i);
+        let j = skip_blanks(l, i);
+        s.canonical &= j == i;
+        i = j;
+        if i > MAX_LINE {
+            return Err(Reason::LineTooLong);
+        }
         let Some(&c) = l.get(i) else {
             return Err(Reason::BadLabels);
         };
         if c == b'}' {
             s.close = Some(i as u32);
             s.bare_close = bare;
-            s.labels_hash = hash;
+            s.canonical &= !bare;
             return Ok(i + 1);
         }
         if !bare || !is(c, L_START) {
@@ -385,61 +573,90 @@ fn labels(l: &[u8], mut i: usize, seed: u64, s: &mut Sample) -> Result<usize, Re
         while i < l.len() && is(l[i], L_CONT) {
             i += 1;
         }
+        if i > MAX_LINE {
+            return Err(Reason::LineTooLong);
+        }
         let name = &l[ns..i];
-        if name == b"__name__" || n == MAX_LABELS {
+        if eq(name, b"__name__") || n == MAX_LABELS {
             return Err(Reason::BadLabels);
         }
-        i = skip_blanks(l, i);
-        if l.get(i) != Some(&b'=') {
-            return Err(Reason::BadLabels);
+        if n > 0 {
+            let (a, b) = names[n - 1];
+            let prev = &l[a as usize..b as usize];
+            // Strictly increasing; decided by the first differing byte.
+            s.canonical &= match name.iter().zip(prev).find(|(x, y)| x != y) {
+                Some((x, y)) => x > y,
+                None => name.len() > prev.len(),
+            };
         }
-        i = skip_blanks(l, i + 1);
-        if l.get(i) != Some(&b'"') {
-            return Err(Reason::BadLabels);
-        }
-        i += 1;
-        let vs = i;
-        loop {
-            while i < l.len() && !is(l[i], VAL_STOP) {
-                i += 1;
+        if l.get(i) != Some(&b'=') || l.get(i + 1) != Some(&b'"') {
+            s.canonical = false;
+            i = skip_blanks(l, i);
+            if l.get(i) != Some(&b'=') {
+                return Err(Reason::BadLabels);
             }
+            i = skip_blanks(l, i + 1);
+            if l.get(i) != Some(&b'"') {
+                return Err(Reason::BadLabels);
+            }
+            i += 1;
+        } else {
+            i += 2;
+        }
+        let vs = i;
+        let mut high = false;
+        loop {
+            i = scan_value(l, i);
             match l.get(i) {
                 Some(b'"') => break,
                 Some(b'\\') => match l.get(i + 1) {
                     Some(b'\\' | b'"' | b'n') => i += 2,
                     _ => return Err(Reason::BadLabels),
                 },
-                Some(_) => return Err(Reason::ControlChar),
-                None => return Err(Reason::BadLabels),
+                Some(&b) if b >= 0x80 => {
+                    high = true;
+                    i += 1;
+                }
+                Some(b'\r' | 0) => return Err(Reason::ControlChar),
+                // `\n` or the end: unterminated value.
+                _ => return Err(Reason::BadLabels),
             }
         }
         let value = &l[vs..i];
+        if high && std::str::from_utf8(value).is_err() {
+            return Err(Reason::InvalidUtf8);
+        }
         i += 1; // closing quote
 
         // Collisions with injected names, duplicates (after renaming).
-        let exported = INJECTED.iter().any(|inj| inj.as_bytes() == name);
-        for &(a, b, e) in &names[..n] {
+        let exported = is_injected(name);
+        for (k, &(a, b)) in names[..n].iter().enumerate() {
             let other = &l[a as usize..b as usize];
-            if eff_eq(name, exported, other, e) {
+            if eq(name, other) {
                 return Err(Reason::DuplicateLabel);
             }
+            // Valid input, but `x` renamed `exported_x` meets a source
+            // `exported_x`: the output line would repeat a label. Reported
+            // only if the rest of the line is valid.
+            s.collision |= eff_eq(name, exported, other, exp & (1 << k) != 0);
         }
-        names[n] = (ns as u32, (ns + name.len()) as u32, exported);
+        names[n] = (ns as u16, (ns + name.len()) as u16);
+        exp |= u32::from(exported) << n;
         n += 1;
         if exported {
             s.exported[s.n_exported as usize] = ns as u32;
             s.n_exported += 1;
+            // The series identity uses the renamed label name.
+            s.canonical = false;
         }
-        if name == b"le" {
+        if eq(name, b"le") {
             s.le = Some((ns as u32, float_ok(value)));
-        } else if name == b"quantile" {
+        } else if eq(name, b"quantile") {
             s.quantile = Some((ns as u32, float_ok(value)));
         }
-        hash = hash.wrapping_add(mix(
-            hash_bytes(seed, name) ^ hash_bytes(seed ^ 0x5555, value).rotate_left(17)
-        ));
-
-        i = skip_blanks(l, i);
+        let j = skip_blanks(l, i);
+        s.canonical &= j == i;
+        i = j;
         match l.get(i) {
             Some(b',') => {
                 bare = true;
@@ -455,9 +672,9 @@ fn labels(l: &[u8], mut i: usize, seed: u64, s: &mut Sample) -> Result<usize, Re
 fn eff_eq(a: &[u8], a_exp: bool, b: &[u8], b_exp: bool) -> bool {
     const P: &[u8] = b"exported_";
     match (a_exp, b_exp) {
-        (false, false) | (true, true) => a == b,
-        (true, false) => b.len() == P.len() + a.len() && b.starts_with(P) && &b[P.len()..] == a,
-        (false, true) => a.len() == P.len() + b.len() && a.starts_with(P) && &a[P.len()..] == b,
+        (false, false) | (true, true) => eq(a, b),
+        (true, false) => b.len() == P.len() + a.len() && b.starts_with(P) && eq(&b[P.len()..], a),
+        (false, true) => a.len() == P.len() + b.len() && a.starts_with(P) && eq(&a[P.len()..], b),
     }
 }
 
@@ -476,53 +693,33 @@ pub fn float_ok(t: &[u8]) -> bool {
             || rest.eq_ignore_ascii_case(b"infinity")
             || (!signed && rest.eq_ignore_ascii_case(b"nan"));
     }
-    let mut i = 0;
-    let mut digits = 0usize;
-    // Decimal exponent of the first significant digit, to spot possible overflow.
-    let mut lead_int = 0i64; // significant integer digits
-    let mut lead_frac_zeros = 0i64; // zeros after '.' before the first non-zero
-    let mut nonzero = false;
-    while i < rest.len() && rest[i].is_ascii_digit() {
-        if rest[i] != b'0' || nonzero {
-            nonzero = true;
-            lead_int += 1;
-        }
-        i += 1;
-        digits += 1;
-    }
-    if i < rest.len() && rest[i] == b'.' {
-        i += 1;
-        while i < rest.len() && rest[i].is_ascii_digit() {
-            if !nonzero {
-                if rest[i] == b'0' {
-                    lead_frac_zeros += 1;
-                } else {
-                    nonzero = true;
-                }
-            }
+    let n = rest.len();
+    let digits = |mut i: usize| {
+        while i < n && rest[i].is_ascii_digit() {
             i += 1;
-            digits += 1;
         }
+        i
+    };
+    let int_end = digits(0);
+    let mut i = int_end;
+    let mut frac_digits = 0;
+    if i < n && rest[i] == b'.' {
+        let e = digits(i + 1);
+        frac_digits = e - i - 1;
+        i = e;
     }
-    if digits == 0 {
+    if int_end == 0 && frac_digits == 0 {
         return false;
     }
     let mut exp = 0i64;
-    if i < rest.len() && (rest[i] == b'e' || rest[i] == b'E') {
+    if i < n && (rest[i] | 0x20) == b'e' {
         i += 1;
-        let neg = match rest.get(i) {
-            Some(b'+') => {
-                i += 1;
-                false
-            }
-            Some(b'-') => {
-                i += 1;
-                true
-            }
-            _ => false,
-        };
+        let neg = i < n && rest[i] == b'-';
+        if i < n && (rest[i] == b'-' || rest[i] == b'+') {
+            i += 1;
+        }
         let es = i;
-        while i < rest.len() && rest[i].is_ascii_digit() {
+        while i < n && rest[i].is_ascii_digit() {
             exp = (exp * 10 + i64::from(rest[i] - b'0')).min(1 << 40);
             i += 1;
         }
@@ -533,18 +730,11 @@ pub fn float_ok(t: &[u8]) -> bool {
             exp = -exp;
         }
     }
-    if i != rest.len() {
+    if i != n {
         return false;
     }
-    if !nonzero {
-        return true;
-    }
-    let magnitude = if lead_int > 0 {
-        lead_int - 1 + exp
-    } else {
-        -lead_frac_zeros - 1 + exp
-    };
-    if magnitude < 308 {
+    // |value| < 10^(integer digits + exponent): surely finite below 10^308.
+    if int_end as i64 + exp < 308 {
         return true;
     }
     // Rare: might exceed f64::MAX, which ParseFloat reports as a range error.
@@ -570,17 +760,38 @@ pub fn timestamp_ok(t: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn classify(line: &[u8]) -> Line {
+        super::classify(line, &mut Sample::default())
+    }
+
     fn s(line: &str) -> Sample {
-        match classify(line.as_bytes(), 1) {
-            Line::Sample(s) => s,
+        let mut s = Sample::default();
+        match super::classify(line.as_bytes(), &mut s) {
+            Line::Sample => s,
             other => panic!("{line:?}: {other:?}"),
         }
     }
 
     fn bad(line: &[u8]) -> Reason {
-        match classify(line, 1) {
+        match classify(line) {
             Line::Invalid(r) => r,
             other => panic!("{:?}: {other:?}", String::from_utf8_lossy(line)),
+        }
+    }
+
+    #[test]
+    fn swar_scans_match_tables() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut w = *b"abcdefgh";
+                w[pos] = b;
+                let name_end = scan_name(&w, 0);
+                let naive = w.iter().position(|&c| !is(c, M_CONT)).unwrap_or(8);
+                assert_eq!(name_end, naive, "byte {b:#x} at {pos}");
+                let v_end = scan_value(&w, 0);
+                let naive = w.iter().position(|&c| is(c, VAL_STOP)).unwrap_or(8);
+                assert_eq!(v_end, naive, "byte {b:#x} at {pos}");
+            }
         }
     }
 
@@ -663,7 +874,7 @@ mod tests {
         assert!(x.bare_close);
         let x = s("foo{} 1");
         assert!(x.bare_close);
-        let x = s(r#"  foo { a = "b" , c="\"\\\n" } -Inf"#);
+        let x = s(r#"  foo{ a = "b" , c="\"\\\n" } -Inf"#);
         assert_eq!(x.name, (2, 5));
         assert!(!x.bare_close);
         let x = s(r#"h_bucket{a="x",le="+Inf"} 3"#);
@@ -678,12 +889,28 @@ mod tests {
     }
 
     #[test]
-    fn label_hash_is_order_independent() {
-        let a = s(r#"m{a="1",b="2"} 1"#).labels_hash;
-        let b = s(r#"m{b="2",a="1"} 1"#).labels_hash;
-        let c = s(r#"m{a="2",b="1"} 1"#).labels_hash;
-        assert_eq!(a, b);
-        assert_ne!(a, c);
+    fn canonical_lines() {
+        for c in [
+            "m 1",
+            r#"m{a="1"} 1"#,
+            r#"m{a="1",b="2"} 1"#,
+            r#"m{a="",ab="x"} 1 5"#,
+        ] {
+            assert!(s(c).canonical, "{c}");
+        }
+        for c in [
+            r#"m{b="2",a="1"} 1"#,
+            r#"m{a="1",a1="1",a0="2"} 1"#,
+            r#"m{ a="1"} 1"#,
+            r#"m{a ="1"} 1"#,
+            r#"m{a= "1"} 1"#,
+            r#"m{a="1" } 1"#,
+            r#"m{a="1",} 1"#,
+            r#"m{a="1", b="1"} 1"#,
+            "m{} 1",
+        ] {
+            assert!(!s(c).canonical, "{c}");
+        }
     }
 
     #[test]
@@ -700,6 +927,7 @@ mod tests {
         assert_eq!(bad(b"foo{a=\"x\0\"} 1"), Reason::ControlChar);
         assert_eq!(bad(br#"foo{a="b"}"#), Reason::BadValue);
         assert_eq!(bad(br#"foo{a="b"}1"#), Reason::BadValue);
+        assert_eq!(bad(br#"foo {a="b"} 1"#), Reason::BadLabels);
         assert_eq!(bad(br#"foo{a="b" c="d"} 1"#), Reason::BadLabels);
         assert_eq!(bad(br#"foo{a="b",,} 1"#), Reason::BadLabels);
         assert_eq!(bad(br#"foo{,} 1"#), Reason::BadLabels);
@@ -712,7 +940,11 @@ mod tests {
         assert_eq!(bad(br#"foo{a="1",a="2"} 1"#), Reason::DuplicateLabel);
         assert_eq!(
             bad(br#"foo{cri_uid="1",exported_cri_uid="2"} 1"#),
-            Reason::DuplicateLabel
+            Reason::RenamedLabelCollision
+        );
+        assert_eq!(
+            bad(br#"foo{cri_uid="1",exported_cri_uid="2"} x"#),
+            Reason::BadValue
         );
         assert_eq!(bad(br#"{"foo"} 1"#), Reason::BadMetricName);
         assert_eq!(bad(b"foo-bar 1"), Reason::BadMetricName);
@@ -727,22 +959,26 @@ mod tests {
 
     #[test]
     fn comments() {
-        assert!(matches!(classify(b"", 0), Line::Blank));
-        assert!(matches!(classify(b"  \t", 0), Line::Blank));
-        assert!(matches!(classify(b"# hello", 0), Line::Comment));
-        assert!(matches!(classify(b"#", 0), Line::Comment));
-        assert!(matches!(classify(b"# HELP", 0), Line::Comment));
-        assert!(matches!(classify(b"# HELP foo", 0), Line::Comment));
-        assert!(matches!(classify(b"# HELP foo   ", 0), Line::Comment));
-        assert!(matches!(classify(b"# EOF", 0), Line::Comment));
-        match classify(br#"# HELP foo_bar some \\ text\n more \"q\""#, 0) {
+        assert!(matches!(classify(b""), Line::Blank));
+        assert!(matches!(classify(b"  \t"), Line::Blank));
+        assert!(matches!(classify(b"# hello"), Line::Comment));
+        assert!(matches!(classify(b"#"), Line::Comment));
+        assert!(matches!(classify(b"# HELP"), Line::Comment));
+        assert!(matches!(classify(b"# HELP foo"), Line::Comment));
+        assert!(matches!(classify(b"# HELP foo   "), Line::Comment));
+        assert!(matches!(classify(b"# EOF"), Line::Comment));
+        assert!(matches!(classify(b"#HELP foo x"), Line::Comment));
+        assert_eq!(bad(b"# comment \0"), Reason::ControlChar);
+        assert_eq!(bad(b"# comment \xff"), Reason::InvalidUtf8);
+        assert!(matches!(classify(b"#TYPE foo gauge"), Line::Comment));
+        match classify(br#"# HELP foo_bar some \\ text\n more \"q\""#) {
             Line::Help { name, text } => {
                 assert_eq!(name, (7, 14));
                 assert_eq!(text.0, 15);
             }
             other => panic!("{other:?}"),
         }
-        match classify(b"#  TYPE  foo  histogram", 0) {
+        match classify(b"#  TYPE  foo  histogram") {
             Line::Type { name, kind } => {
                 assert_eq!(name, (9, 12));
                 assert_eq!(kind, Kind::Histogram);

@@ -38,7 +38,7 @@ pub mod merge;
 pub mod render;
 pub mod text;
 
-pub use index::{BodyIndex, Drops, Limits};
+pub use index::{BodyIndex, Drops, Limits, Scratch};
 pub use labels::Labels;
 pub use lex::{Kind, Reason};
 pub use render::{Cursor, Filter};
@@ -58,6 +58,7 @@ pub struct Exposition {
     /// Reusable sources (their index allocations) from a previous round.
     spare: Vec<Source>,
     plan: merge::Plan,
+    scratch: Scratch,
     seed: u64,
     limits: Limits,
 }
@@ -73,6 +74,7 @@ impl Exposition {
             sources: Vec::new(),
             spare: Vec::new(),
             plan: merge::Plan::default(),
+            scratch: Scratch::default(),
             seed,
             limits,
         }
@@ -90,7 +92,7 @@ impl Exposition {
             Some(s) => (s.index, s.body, s.id),
             None => (BodyIndex::default(), Vec::new(), String::new()),
         };
-        index.build(&body, &labels, self.seed, self.limits);
+        index.build(&body, &labels, self.seed, self.limits, &mut self.scratch);
         old_id.clear();
         old_id.push_str(id);
         self.sources.push(Source {

@@ -1,0 +1,4 @@
+#![allow(dead_code)]
+
+pub mod expo_check;
+pub mod oracle;

@@ -1,0 +1,242 @@
+//! Property tests: generated families, hostile lines and label values. The
+//! merged output must always be valid and complete (every valid input sample
+//! is either in the output, correctly labelled, or counted as dropped), and
+//! for well-formed inputs nothing may be dropped at all.
+
+mod common;
+
+use common::oracle::{Input, run_all};
+use proptest::prelude::*;
+
+/// Names chosen to collide: suffix families, renamed prefixes, reserved ones.
+const NAMES: &[&str] = &[
+    "a",
+    "a_total",
+    "h",
+    "h_bucket",
+    "h_sum",
+    "h_count",
+    "s",
+    "s_sum",
+    "s_count",
+    "go_x",
+    "process_y",
+    "kata_monitor_z",
+    "b:c",
+    "_u",
+];
+const LABELS: &[&str] = &[
+    "x",
+    "y",
+    "le",
+    "quantile",
+    "sandbox_id",
+    "cri_uid",
+    "exported_cri_uid",
+    "zz",
+    "_",
+];
+const VALUES: &[&str] = &[
+    "0",
+    "1",
+    "-1.5e10",
+    "NaN",
+    "+Inf",
+    "-inf",
+    "Infinity",
+    "1e309",
+    "abc",
+    "0x1p3",
+    "1_0",
+    ".5",
+    "5.",
+    "+0",
+    "1.7976931348623157e308",
+    "",
+];
+const TYPES: &[&str] = &[
+    "counter",
+    "gauge",
+    "histogram",
+    "summary",
+    "untyped",
+    "Gauge",
+    "gauge ",
+    "info",
+];
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn label_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        "[a-z0-9.+-]{1,8}",
+        "\\PC{0,6}",
+        Just("q\"uote\\back\nnl".to_string()),
+        Just("é✓".to_string()),
+    ]
+}
+
+fn sample_line() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(NAMES),
+        prop::collection::vec((prop::sample::select(LABELS), label_value()), 0..4),
+        prop::sample::select(VALUES),
+        prop::option::of(0u64..2_000_000_000_000),
+        0u8..8,
+    )
+        .prop_map(|(name, labels, value, ts, style)| {
+            let sep = if style == 1 { " , " } else { "," };
+            let mut l = name.to_string();
+            if !labels.is_empty() || style == 2 {
+                l.push(if style == 3 { ' ' } else { '{' });
+                if style == 3 {
+                    l.push('{');
+                }
+                let parts: Vec<String> = labels
+                    .iter()
+                    .map(|(n, v)| {
+                        if style == 4 {
+                            format!("{n} = \"{}\"", escape(v))
+                        } else {
+                            format!("{n}=\"{}\"", escape(v))
+                        }
+                    })
+                    .collect();
+                l.push_str(&parts.join(sep));
+                if style == 5 && !labels.is_empty() {
+                    l.push(',');
+                }
+                l.push('}');
+            }
+            l.push(if style == 6 { '\t' } else { ' ' });
+            l.push_str(value);
+            if let Some(t) = ts {
+                l.push_str(&format!(" {t}"));
+            }
+            l
+        })
+}
+
+fn meta_line() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (prop::sample::select(NAMES), prop::sample::select(TYPES))
+            .prop_map(|(n, t)| format!("# TYPE {n} {t}")),
+        (prop::sample::select(NAMES), "\\PC{0,12}")
+            .prop_map(|(n, h)| format!("# HELP {n} {}", h.replace('\\', "\\\\"))),
+        (prop::sample::select(NAMES), "[ -~]{0,12}").prop_map(|(n, h)| format!("# HELP {n} {h}")),
+        Just("# plain comment".to_string()),
+        Just("#HELP a no-blank".to_string()),
+        Just(String::new()),
+    ]
+}
+
+fn hostile_line() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>().prop_filter("no LF", |b| *b != b'\n'), 0..40),
+        sample_line().prop_map(|mut l| {
+            l.push('\r');
+            l.into_bytes()
+        }),
+        sample_line().prop_map(|l| {
+            let mut b = l.into_bytes();
+            let at = b.len() / 2;
+            b.insert(at, 0);
+            b
+        }),
+        sample_line().prop_map(|l| {
+            let mut b = l.into_bytes();
+            let at = b.len() / 3;
+            b.insert(at, 0xff);
+            b
+        }),
+        sample_line().prop_map(|l| format!("{l} ").into_bytes()),
+    ]
+}
+
+fn body() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        prop_oneof![
+            6 => sample_line().prop_map(String::into_bytes),
+            3 => meta_line().prop_map(String::into_bytes),
+            2 => hostile_line(),
+        ],
+        0..40,
+    )
+    .prop_map(|lines| {
+        let mut b = lines.join(&b'\n');
+        if !b.is_empty() && b.len() % 3 != 0 {
+            b.push(b'\n');
+        }
+        b
+    })
+}
+
+fn sandboxes() -> impl Strategy<Value = Vec<Input>> {
+    prop::collection::vec((body(), label_value(), label_value()), 1..4).prop_map(|v| {
+        v.into_iter()
+            .enumerate()
+            .map(|(i, (b, uid, name))| Input::new(&format!("sb{i}"), &uid, &name, "ns", &b))
+            .collect()
+    })
+}
+
+/// Well-formed input: unique families per sandbox with consistent types,
+/// each family's samples unique and contiguous after its TYPE.
+fn clean_sandboxes() -> impl Strategy<Value = Vec<Input>> {
+    let fam = (
+        0usize..6,
+        prop::collection::btree_set("[a-c]{1,2}", 1..5),
+        label_value(),
+    );
+    prop::collection::vec(prop::collection::vec(fam, 1..5), 1..4).prop_map(|sbs| {
+        let kinds = ["counter", "gauge", "untyped", "gauge", "counter", "gauge"];
+        sbs.into_iter()
+            .enumerate()
+            .map(|(i, fams)| {
+                let mut body = String::new();
+                let mut seen = std::collections::BTreeSet::new();
+                for (f, keys, v) in fams {
+                    if !seen.insert(f) {
+                        continue;
+                    }
+                    body.push_str(&format!(
+                        "# HELP fam{f} Family {f}.\n# TYPE fam{f} {}\n",
+                        kinds[f]
+                    ));
+                    for k in keys {
+                        body.push_str(&format!("fam{f}{{k=\"{k}\",v=\"{}\"}} {i}\n", escape(&v)));
+                    }
+                }
+                Input::new(&format!("id{i}"), "u", "n", "default", body.as_bytes())
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    // 512 cases by default; PROPTEST_CASES overrides for longer runs.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn hostile_input_never_breaks_the_output(inputs in sandboxes()) {
+        if let Err(e) = run_all(&inputs, false) {
+            let bodies: Vec<String> = inputs.iter().map(|i| format!("{:?}", String::from_utf8_lossy(&i.body))).collect();
+            prop_assert!(false, "{e}\ninputs: {bodies:#?}");
+        }
+    }
+
+    #[test]
+    fn clean_input_is_complete(inputs in clean_sandboxes()) {
+        if let Err(e) = run_all(&inputs, true) {
+            prop_assert!(false, "{e}");
+        }
+    }
+}
