@@ -1,4 +1,5 @@
 #![allow(dead_code)]
 
 pub mod expo_check;
+pub mod fuzz;
 pub mod oracle;
