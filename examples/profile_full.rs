@@ -50,7 +50,7 @@ fn main() {
         // give the bodies back for the next round
         for (i, s) in expo.sources().iter().enumerate() {
             pool[i].clear();
-            pool[i].extend_from_slice(&s.body);
+            pool[i].extend_from_slice(s.body());
         }
     }
     let k = iters as f64 * 1e-3;

@@ -4,5 +4,9 @@
 //!
 //! * [`wire`]: sans-IO protocol cores. Pure parse/emit over byte slices: no file
 //!   descriptors, no clock reads, no logging, no panics on untrusted bytes.
+//! * [`daemon`]: the reactor. One `mio` event loop that owns every fd
+//!   (listener, client connections, shim sockets, inotify, signals) and drives
+//!   the cores; plus the command line, the logger and the endpoints.
 
+pub mod daemon;
 pub mod wire;

@@ -5,3 +5,4 @@
 
 pub mod expo;
 pub mod gzip;
+pub mod http;

@@ -2,4 +2,5 @@
 
 pub mod expo_check;
 pub mod fuzz;
+pub mod node;
 pub mod oracle;

@@ -91,7 +91,7 @@ impl Plan {
 
         // 1. Global families by output name, first seen in source order.
         for (si, src) in sources.iter().enumerate() {
-            let body = &src.body;
+            let body = src.body();
             for (fi, f) in src.index.fams.iter().enumerate() {
                 if f.samples == 0 {
                     continue;

@@ -47,8 +47,18 @@ pub use render::{Cursor, Filter};
 pub struct Source {
     pub id: String,
     pub labels: Labels,
-    pub body: Vec<u8>,
+    /// The buffer the body was read into; the body is `buf[range]`.
+    buf: Vec<u8>,
+    range: std::ops::Range<usize>,
     pub index: BodyIndex,
+}
+
+impl Source {
+    /// The raw body bytes.
+    #[inline]
+    pub fn body(&self) -> &[u8] {
+        &self.buf[self.range.clone()]
+    }
 }
 
 /// A set of indexed sources and their merge plan: what one fetch round of the
@@ -88,21 +98,52 @@ impl Exposition {
     /// Index `body` and add it. Returns a recycled buffer (empty, possibly with
     /// capacity) the caller can read the next body into.
     pub fn add(&mut self, id: &str, labels: Labels, body: Vec<u8>) -> Vec<u8> {
-        let (mut index, mut old_body, mut old_id) = match self.spare.pop() {
-            Some(s) => (s.index, s.body, s.id),
+        let n = body.len();
+        self.add_range(id, labels, body, 0..n)
+    }
+
+    /// Like [`add`](Self::add) for a body that is `buf[range]` (e.g. after
+    /// the HTTP head it was read with): nothing is copied.
+    pub fn add_range(
+        &mut self,
+        id: &str,
+        labels: Labels,
+        buf: Vec<u8>,
+        range: std::ops::Range<usize>,
+    ) -> Vec<u8> {
+        let range = range.start.min(buf.len())..range.end.min(buf.len());
+        let (mut index, mut old_buf, mut old_id) = match self.spare.pop() {
+            Some(s) => (s.index, s.buf, s.id),
             None => (BodyIndex::default(), Vec::new(), String::new()),
         };
-        index.build(&body, &labels, self.seed, self.limits, &mut self.scratch);
+        index.build(
+            &buf[range.clone()],
+            &labels,
+            self.seed,
+            self.limits,
+            &mut self.scratch,
+        );
         old_id.clear();
         old_id.push_str(id);
         self.sources.push(Source {
             id: old_id,
             labels,
-            body,
+            buf,
+            range,
             index,
         });
-        old_body.clear();
-        old_body
+        old_buf.clear();
+        old_buf
+    }
+
+    /// Take every buffer back (for reuse), leaving the exposition empty.
+    pub fn take_buffers(&mut self, out: &mut Vec<Vec<u8>>) {
+        self.clear();
+        for s in &mut self.spare {
+            let mut b = std::mem::take(&mut s.buf);
+            b.clear();
+            out.push(b);
+        }
     }
 
     /// Sort sources by id and build the merge plan. Call after the last `add`.

@@ -213,7 +213,7 @@ impl Cursor {
                     self.at = r.start;
                     self.partial = 0;
                 }
-                let body = &src.body;
+                let body = src.body();
                 let end = r.end as usize;
                 loop {
                     let (next, kind) = if self.ins < r.ins.1 {
@@ -270,7 +270,7 @@ fn header_piece<'a>(
     let (s, f) = g.first;
     let src = &expo.sources[s as usize];
     let fam = &src.index.fams[f as usize];
-    let name = &src.body[fam.name.0 as usize..fam.name.1 as usize];
+    let name = &src.body()[fam.name.0 as usize..fam.name.1 as usize];
     let prefix: &[u8] = if fam.renamed {
         RENAME_PREFIX.as_bytes()
     } else {
@@ -280,7 +280,7 @@ fn header_piece<'a>(
         let hsrc = &expo.sources[hs as usize];
         hsrc.index.fams[hf as usize]
             .help
-            .map(|(a, b)| &hsrc.body[a as usize..b as usize])
+            .map(|(a, b)| &hsrc.body()[a as usize..b as usize])
     });
     // 0..6: HELP line (skipped without help), 6..12: TYPE line.
     let p = if help.is_none() { piece + 6 } else { piece };

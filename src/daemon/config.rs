@@ -1,0 +1,432 @@
+//! Command line: drop-in for upstream's Go flags.
+//!
+//! Upstream's DaemonSets pass Go-style flags (`-listen-address=0.0.0.0:8090`);
+//! every long flag is accepted as `-name value`, `-name=value`, `--name value`
+//! and `--name=value`. Errors are one line for stderr (exit code 2).
+
+use std::ffi::OsString;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const NAME: &str = "kata-monitor";
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Set by the build (`KATA_MONITOR_COMMIT=$(git rev-parse --short HEAD)`).
+pub const COMMIT: &str = match option_env!("KATA_MONITOR_COMMIT") {
+    Some(c) => c,
+    None => "unknown",
+};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Path of the CRI runtime's unix socket.
+    pub runtime_endpoint: PathBuf,
+    pub log_level: log::LevelFilter,
+    pub sandbox_dirs: Vec<PathBuf>,
+    pub shim_timeout: Duration,
+    pub max_connections: usize,
+    /// 0 disables gzip responses.
+    pub gzip_level: u8,
+    pub max_shim_body: u64,
+    pub debug_proxy: bool,
+    /// Time allowed to send a complete request head once it started.
+    pub header_timeout: Duration,
+    /// Idle keep-alive connections are closed after this.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8090".parse().expect("valid"),
+            runtime_endpoint: "/run/containerd/containerd.sock".into(),
+            log_level: log::LevelFilter::Info,
+            sandbox_dirs: vec!["/run/vc/sbs".into(), "/run/kata".into()],
+            shim_timeout: Duration::from_secs(3),
+            max_connections: 128,
+            gzip_level: 1,
+            max_shim_body: 32 << 20,
+            debug_proxy: true,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    Run(Config),
+    Version,
+    Help,
+}
+
+pub const HELP: &str = "\
+Usage: kata-monitor [FLAGS]
+       kata-monitor version
+
+Prometheus exporter for Kata Containers sandboxes. Flags may be written
+-name value, -name=value, --name value or --name=value.
+
+  --listen-address ADDR      address to serve HTTP on [default: 127.0.0.1:8090]
+  --runtime-endpoint EP      CRI runtime socket, unix:///path or /path
+                             [default: /run/containerd/containerd.sock]
+  --log-level LEVEL          trace, debug, info, warn, error (fatal, panic: error)
+                             [default: info]
+  --sandbox-dirs D1,D2       sandbox roots, first wins for an id in both
+                             [default: /run/vc/sbs,/run/kata]
+  --shim-timeout DUR         per-shim deadline, e.g. 3s, 500ms [default: 3s]
+  --max-connections N        concurrent HTTP connections; more get 503 [default: 128]
+  --gzip-level N             gzip level 1-9, 0 disables gzip [default: 1]
+  --max-shim-body SIZE       largest shim response body, e.g. 32MiB [default: 32MiB]
+  --enable-debug-proxy BOOL  serve the /debug/* proxies to shims [default: true]
+  --http-header-timeout DUR  time a client has to send a request head [default: 10s]
+  --http-idle-timeout DUR    idle keep-alive connections are closed [default: 2m]
+  --version                  print version and exit
+  --help                     print this help and exit
+";
+
+pub fn version_text() -> String {
+    format!(
+        "{NAME}\n Version:\t{VERSION}\n Git commit:\t{COMMIT}\n OS/Arch:\t{}/{}\n",
+        std::env::consts::OS,
+        go_arch(),
+    )
+}
+
+/// Architecture names as Go (and Kata's tooling) spell them.
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// Go's single-dash long flags become double-dash ones for lexopt.
+fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    args.into_iter()
+        .map(|a| match a.to_str() {
+            Some(s) if s.len() > 2 && s.starts_with('-') && !s.starts_with("--") => {
+                OsString::from(format!("-{s}"))
+            }
+            _ => a,
+        })
+        .collect()
+}
+
+/// Parse the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
+    use lexopt::prelude::*;
+    let args = normalize(args);
+    if args.len() == 1 && args[0] == "version" {
+        return Ok(Command::Version);
+    }
+    let mut cfg = Config::default();
+    let mut p = lexopt::Parser::from_args(args);
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        let flag: String = match &arg {
+            Long(f) => f.to_string(),
+            Short('h') => "help".into(),
+            Short(c) => return Err(format!("unknown flag -{c}")),
+            Value(v) => return Err(format!("unexpected argument {:?}", v.to_string_lossy())),
+        };
+        let value = |p: &mut lexopt::Parser| -> Result<String, String> {
+            p.value()
+                .map_err(|_| format!("flag --{flag} needs a value"))?
+                .into_string()
+                .map_err(|v| format!("invalid value for --{flag}: {v:?}"))
+        };
+        let bad = |v: &str, what: &str| format!("invalid value for --{flag}: {v:?} ({what})");
+        match flag.as_str() {
+            "help" => return Ok(Command::Help),
+            "version" => return Ok(Command::Version),
+            "listen-address" => {
+                let v = value(&mut p)?;
+                cfg.listen = parse_listen(&v).ok_or_else(|| bad(&v, "expected HOST:PORT"))?;
+            }
+            "runtime-endpoint" => {
+                let v = value(&mut p)?;
+                cfg.runtime_endpoint = parse_endpoint(&v).map_err(|e| bad(&v, &e))?;
+            }
+            "log-level" => {
+                let v = value(&mut p)?;
+                cfg.log_level = parse_level(&v)
+                    .ok_or_else(|| bad(&v, "trace, debug, info, warn, error, fatal, panic"))?;
+            }
+            "sandbox-dirs" => {
+                let v = value(&mut p)?;
+                let dirs: Vec<PathBuf> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+                    .collect();
+                if dirs.is_empty() || dirs.iter().any(|d| !d.is_absolute()) {
+                    return Err(bad(&v, "comma-separated absolute paths"));
+                }
+                cfg.sandbox_dirs = dirs;
+            }
+            "shim-timeout" => {
+                let v = value(&mut p)?;
+                cfg.shim_timeout = parse_duration(&v)
+                    .filter(|d| !d.is_zero() && *d <= Duration::from_secs(3600))
+                    .ok_or_else(|| bad(&v, "a duration like 3s or 500ms, up to 1h"))?;
+            }
+            "max-connections" => {
+                let v = value(&mut p)?;
+                cfg.max_connections = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=65536).contains(n))
+                    .ok_or_else(|| bad(&v, "1 to 65536"))?;
+            }
+            "gzip-level" => {
+                let v = value(&mut p)?;
+                cfg.gzip_level = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 9)
+                    .ok_or_else(|| bad(&v, "0 to 9"))?;
+            }
+            "max-shim-body" => {
+                let v = value(&mut p)?;
+                cfg.max_shim_body = parse_size(&v)
+                    .filter(|n| (1024..=1 << 30).contains(n))
+                    .ok_or_else(|| bad(&v, "a size like 32MiB, 1KiB to 1GiB"))?;
+            }
+            "http-header-timeout" | "http-idle-timeout" => {
+                let v = value(&mut p)?;
+                let d = parse_duration(&v)
+                    .filter(|d| !d.is_zero() && *d <= Duration::from_secs(86400))
+                    .ok_or_else(|| bad(&v, "a duration like 10s, up to 24h"))?;
+                if flag == "http-header-timeout" {
+                    cfg.header_timeout = d;
+                } else {
+                    cfg.idle_timeout = d;
+                }
+            }
+            "enable-debug-proxy" => {
+                // Go bool flags: `-flag` alone means true, `-flag=false`.
+                let v = match p.optional_value() {
+                    Some(v) => v.into_string().map_err(|_| bad("?", "true or false"))?,
+                    None => "true".into(),
+                };
+                cfg.debug_proxy = parse_bool(&v).ok_or_else(|| bad(&v, "true or false"))?;
+            }
+            other => return Err(format!("unknown flag --{other} (see --help)")),
+        }
+    }
+    Ok(Command::Run(cfg))
+}
+
+fn parse_listen(v: &str) -> Option<SocketAddr> {
+    // Go's ":8090" listens on every interface.
+    let v = if v.starts_with(':') {
+        format!("0.0.0.0{v}")
+    } else {
+        v.to_string()
+    };
+    v.to_socket_addrs().ok()?.next()
+}
+
+/// `unix:///path`, `unix:/path` or `/path`; anything else is refused.
+pub fn parse_endpoint(v: &str) -> Result<PathBuf, String> {
+    let path = if let Some(rest) = v.strip_prefix("unix://") {
+        rest
+    } else if let Some(rest) = v.strip_prefix("unix:") {
+        rest
+    } else if v.contains("://") {
+        return Err("only unix sockets are supported (unix:///path or /path)".into());
+    } else {
+        v
+    };
+    if !path.starts_with('/') {
+        return Err("expected an absolute socket path".into());
+    }
+    Ok(PathBuf::from(path))
+}
+
+pub fn parse_level(v: &str) -> Option<log::LevelFilter> {
+    use log::LevelFilter::*;
+    Some(match v.to_ascii_lowercase().as_str() {
+        "trace" => Trace,
+        "debug" => Debug,
+        "info" => Info,
+        "warn" | "warning" => Warn,
+        "error" | "fatal" | "panic" => Error,
+        _ => return None,
+    })
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "t" | "true" | "yes" | "on" => Some(true),
+        "0" | "f" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Go-style durations (`3s`, `500ms`, `1m30s`, `1.5s`); a bare number is seconds.
+pub fn parse_duration(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && (0.0..1e9).contains(&secs))
+            .then(|| Duration::from_secs_f64(secs));
+    }
+    let mut total = 0f64;
+    let mut rest = v;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += n * scale;
+    }
+    (total.is_finite() && total < 1e9).then(|| Duration::from_secs_f64(total))
+}
+
+/// `32MiB`, `32M`, `1048576`, `64KiB`, `1GiB` (binary units).
+pub fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let n: u64 = v[..split].parse().ok()?;
+    let mul = match v[split..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Config, String> {
+        match parse(args.iter().map(OsString::from))? {
+            Command::Run(c) => Ok(c),
+            other => Err(format!("{other:?}")),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(run(&[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn go_style_and_gnu_style_flags() {
+        for args in [
+            &["-listen-address=0.0.0.0:9000", "-shim-timeout", "5s"][..],
+            &["--listen-address", "0.0.0.0:9000", "--shim-timeout=5s"][..],
+            &["-listen-address", "0.0.0.0:9000", "-shim-timeout=5000ms"][..],
+        ] {
+            let c = run(args).unwrap();
+            assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
+            assert_eq!(c.shim_timeout, Duration::from_secs(5));
+        }
+        let c = run(&[
+            "-runtime-endpoint=unix:///run/crio/crio.sock",
+            "-log-level=fatal",
+            "-sandbox-dirs=/a,/b",
+            "-max-connections=4",
+            "-enable-debug-proxy=false",
+            "-gzip-level=0",
+            "-max-shim-body=1MiB",
+        ])
+        .unwrap();
+        assert_eq!(c.runtime_endpoint, PathBuf::from("/run/crio/crio.sock"));
+        assert_eq!(c.log_level, log::LevelFilter::Error);
+        assert_eq!(
+            c.sandbox_dirs,
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
+        assert_eq!(c.max_connections, 4);
+        assert!(!c.debug_proxy);
+        assert_eq!(c.gzip_level, 0);
+        assert_eq!(c.max_shim_body, 1 << 20);
+        assert!(run(&["-enable-debug-proxy"]).unwrap().debug_proxy);
+        assert_eq!(
+            run(&[":8091"]).unwrap_err(),
+            "unexpected argument \":8091\""
+        );
+        assert_eq!(
+            run(&["-listen-address", ":8091"]).unwrap().listen,
+            "0.0.0.0:8091".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn version_and_help() {
+        let p = |a: &[&str]| parse(a.iter().map(OsString::from)).unwrap();
+        assert_eq!(p(&["version"]), Command::Version);
+        assert_eq!(p(&["--version"]), Command::Version);
+        assert_eq!(p(&["-version"]), Command::Version);
+        assert_eq!(p(&["--help"]), Command::Help);
+        assert_eq!(p(&["-h"]), Command::Help);
+        assert!(version_text().contains(VERSION));
+    }
+
+    #[test]
+    fn errors_are_one_clear_line() {
+        for (args, needle) in [
+            (&["--nope"][..], "unknown flag --nope"),
+            (&["--shim-timeout", "abc"][..], "--shim-timeout"),
+            (&["--shim-timeout", "0s"][..], "--shim-timeout"),
+            (&["--log-level", "loud"][..], "--log-level"),
+            (
+                &["--runtime-endpoint", "tcp://1.2.3.4:1"][..],
+                "only unix sockets",
+            ),
+            (&["--runtime-endpoint", "relative.sock"][..], "absolute"),
+            (&["--listen-address", "nope"][..], "HOST:PORT"),
+            (&["--max-connections", "0"][..], "--max-connections"),
+            (&["--sandbox-dirs", "rel"][..], "absolute"),
+            (&["--listen-address"][..], "needs a value"),
+        ] {
+            let e = run(args).unwrap_err();
+            assert!(e.contains(needle), "{args:?}: {e}");
+            assert!(!e.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("3s"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("3x"), None);
+        assert_eq!(parse_duration("1e300"), None);
+        assert_eq!(parse_duration("-1"), None);
+        assert_eq!(parse_duration("1e300s"), None);
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_size("32MiB"), Some(32 << 20));
+        assert_eq!(parse_size("64k"), Some(64 << 10));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("1TB"), None);
+    }
+}

@@ -1,0 +1,281 @@
+//! The sandbox list: which ids exist under which roots, their injected labels
+//! and per-sandbox bookkeeping.
+//!
+//! Owns: id validation and socket paths. Only ids in this list are ever used
+//! to build a path (a request's `?sandbox=../..` cannot reach anything).
+
+use crate::wire::expo::{Drops, Labels};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Longest sandbox id accepted.
+pub const MAX_ID: usize = 128;
+
+/// Letters, digits, `-`, `_`, `.`; not `.` or `..`; at most 128 bytes.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// Pod metadata from the CRI runtime.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodMeta {
+    pub uid: String,
+    pub name: String,
+    pub namespace: String,
+}
+
+#[derive(Debug)]
+pub struct Sandbox {
+    /// Bit i: present under root i.
+    roots: u32,
+    pub meta: Option<PodMeta>,
+    pub labels: Labels,
+    /// Lines dropped from this sandbox's bodies since it appeared.
+    pub drops_total: Drops,
+    /// Size of the last body, to size the next read buffer.
+    pub size_hint: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    roots: Vec<PathBuf>,
+    map: BTreeMap<String, Sandbox>,
+    /// Bumped on every change (cheap "did anything change" checks).
+    pub version: u64,
+}
+
+/// What a change did to the list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    Added,
+    Removed,
+    None,
+}
+
+impl Registry {
+    pub fn new(roots: Vec<PathBuf>) -> Registry {
+        Registry {
+            roots,
+            map: BTreeMap::new(),
+            version: 0,
+        }
+    }
+
+    pub fn roots(&self) -> &[PathBuf] {
+        &self.roots
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Ids in order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.map.keys().map(String::as_str)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Sandbox)> {
+        self.map.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Sandbox> {
+        self.map.get(id)
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Sandbox> {
+        self.map.get_mut(id)
+    }
+
+    /// `id` appeared under root `root`.
+    pub fn add(&mut self, root: usize, id: &str) -> Change {
+        if !valid_id(id) || root >= 32 {
+            return Change::None;
+        }
+        let bit = 1u32 << root;
+        match self.map.get_mut(id) {
+            Some(s) => {
+                s.roots |= bit;
+                Change::None
+            }
+            None => {
+                self.map.insert(
+                    id.to_string(),
+                    Sandbox {
+                        roots: bit,
+                        meta: None,
+                        labels: Labels::new([id, "", "", ""]),
+                        drops_total: Drops::default(),
+                        size_hint: 0,
+                    },
+                );
+                self.version += 1;
+                Change::Added
+            }
+        }
+    }
+
+    /// `id` vanished from root `root`.
+    pub fn remove(&mut self, root: usize, id: &str) -> Change {
+        let Some(s) = self.map.get_mut(id) else {
+            return Change::None;
+        };
+        s.roots &= !(1u32 << root);
+        if s.roots == 0 {
+            self.map.remove(id);
+            self.version += 1;
+            Change::Removed
+        } else {
+            Change::None
+        }
+    }
+
+    /// Make root `root` hold exactly `ids` (after a scan, or empty when the
+    /// root itself is gone). Returns (added, removed) ids.
+    pub fn reconcile(&mut self, root: usize, ids: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
+        let bit = 1u32 << root;
+        let gone: Vec<String> = self
+            .map
+            .iter()
+            .filter(|(id, s)| s.roots & bit != 0 && !ids.contains(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut removed = Vec::new();
+        for id in gone {
+            if self.remove(root, &id) == Change::Removed {
+                removed.push(id);
+            }
+        }
+        let mut added = Vec::new();
+        for id in ids {
+            if self.add(root, id) == Change::Added {
+                added.push(id.clone());
+            }
+        }
+        (added, removed)
+    }
+
+    /// The sandbox's directory under the first root that has it.
+    pub fn dir(&self, id: &str) -> Option<PathBuf> {
+        let s = self.map.get(id)?;
+        let root = s.roots.trailing_zeros() as usize;
+        Some(self.roots.get(root)?.join(id))
+    }
+
+    /// `<root>/<id>/shim-monitor.sock` for a listed id.
+    pub fn socket_path(&self, id: &str) -> Option<PathBuf> {
+        Some(self.dir(id)?.join("shim-monitor.sock"))
+    }
+
+    /// Set (or clear) a sandbox's pod metadata; re-renders its labels.
+    pub fn set_meta(&mut self, id: &str, meta: Option<PodMeta>) -> bool {
+        let Some(s) = self.map.get_mut(id) else {
+            return false;
+        };
+        if s.meta == meta {
+            return false;
+        }
+        let (uid, name, ns) = meta.as_ref().map_or(("", "", ""), |m| {
+            (&m.uid[..], &m.name[..], &m.namespace[..])
+        });
+        s.labels = Labels::new([id, uid, name, ns]);
+        s.meta = meta;
+        true
+    }
+}
+
+/// Valid sandbox ids that are directories directly under `root`.
+pub fn scan(root: &Path) -> std::io::Result<BTreeSet<String>> {
+    let mut ids = BTreeSet::new();
+    for entry in std::fs::read_dir(root)? {
+        let Ok(entry) = entry else { continue };
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if valid_id(&name) && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            ids.insert(name);
+        }
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "fce476c3a73ac0ba", "a.b-c_D", "...", &"x".repeat(128)] {
+            assert!(valid_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../x",
+            "a b",
+            "é",
+            &"x".repeat(129),
+            "a\0",
+        ] {
+            assert!(!valid_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn first_root_wins_and_removal_needs_all_roots() {
+        let mut r = Registry::new(vec!["/r0".into(), "/r1".into()]);
+        assert_eq!(r.add(1, "x"), Change::Added);
+        assert_eq!(
+            r.socket_path("x").unwrap(),
+            Path::new("/r1/x/shim-monitor.sock")
+        );
+        assert_eq!(r.add(0, "x"), Change::None);
+        assert_eq!(
+            r.socket_path("x").unwrap(),
+            Path::new("/r0/x/shim-monitor.sock")
+        );
+        assert_eq!(r.remove(0, "x"), Change::None);
+        assert_eq!(
+            r.socket_path("x").unwrap(),
+            Path::new("/r1/x/shim-monitor.sock")
+        );
+        assert_eq!(r.remove(1, "x"), Change::Removed);
+        assert!(r.socket_path("x").is_none());
+        assert_eq!(r.add(0, "../etc"), Change::None);
+        assert!(r.socket_path("../etc").is_none());
+    }
+
+    #[test]
+    fn reconcile_and_meta() {
+        let mut r = Registry::new(vec!["/r0".into()]);
+        r.add(0, "a");
+        r.add(0, "b");
+        let set: BTreeSet<String> = ["b", "c"].iter().map(|s| s.to_string()).collect();
+        let (added, removed) = r.reconcile(0, &set);
+        assert_eq!(added, ["c"]);
+        assert_eq!(removed, ["a"]);
+        assert_eq!(r.ids().collect::<Vec<_>>(), ["b", "c"]);
+        let meta = PodMeta {
+            uid: "u".into(),
+            name: "n".into(),
+            namespace: "ns".into(),
+        };
+        assert!(r.set_meta("b", Some(meta.clone())));
+        assert!(!r.set_meta("b", Some(meta)));
+        assert_eq!(
+            r.get("b").unwrap().labels.plain(),
+            br#"sandbox_id="b",cri_uid="u",cri_name="n",cri_namespace="ns""#
+        );
+    }
+}

@@ -1,0 +1,412 @@
+//! Fetch rounds: every shim's `/metrics`, concurrently, into one exposition.
+//!
+//! Owns: the round lifecycle (start, per-shim completion, deadline, finish),
+//! the snapshot every waiting `/metrics` response is rendered from, and the
+//! scrape statistics. A `/metrics` request that arrives while a round is in
+//! flight joins it instead of fanning out again. A failed shim (refused,
+//! timeout, non-200, malformed, oversize) fails its sandbox alone.
+
+use super::conn::{Body, MetricsBody, State, Waiting};
+use super::shim::{ShimConn, Step};
+use super::slab::Key;
+use super::{Daemon, Purpose, Shim};
+use crate::wire::expo::{Exposition, Labels};
+use crate::wire::http::response::{self, Framing};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Buckets of `kata_monitor_scrape_durations_histogram_milliseconds`
+/// (upstream: ExponentialBuckets(1, 2, 10)).
+pub const BUCKETS_MS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
+/// Counters for the monitor's own metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub scrapes: u64,
+    pub failed_scrapes: u64,
+    pub rounds: u64,
+    /// Cumulative counts per bucket, plus +Inf at the end.
+    pub buckets: [u64; BUCKETS_MS.len() + 1],
+    pub sum_ms: f64,
+}
+
+impl Stats {
+    pub fn observe_ms(&mut self, ms: f64) {
+        for (i, b) in BUCKETS_MS.iter().enumerate() {
+            if ms <= *b {
+                self.buckets[i] += 1;
+            }
+        }
+        self.buckets[BUCKETS_MS.len()] += 1;
+        self.sum_ms += ms;
+    }
+}
+
+/// How one sandbox's fetch ended.
+#[derive(Clone, Debug)]
+pub struct SlotResult {
+    pub id: String,
+    pub labels: Labels,
+    /// `None`: fetched; `Some(reason)`: failed.
+    pub error: Option<&'static str>,
+    pub duration: Duration,
+    pub bytes: u64,
+}
+
+/// A finished round, shared by every response rendered from it.
+pub struct Snapshot {
+    pub expo: Exposition,
+    /// One per sandbox of the round, in id order.
+    pub slots: Vec<SlotResult>,
+    pub failed: usize,
+    pub started: Instant,
+    pub finished: Instant,
+}
+
+impl Snapshot {
+    /// Index of `id` among the exposition's sources.
+    pub fn source_index(&self, id: &str) -> Option<usize> {
+        self.expo
+            .sources()
+            .binary_search_by(|s| s.id.as_str().cmp(id))
+            .ok()
+    }
+}
+
+/// A round in flight.
+pub struct Round {
+    pub seq: u64,
+    pub started: Instant,
+    pub deadline: Instant,
+    pub slots: Vec<SlotResult>,
+    /// Slots whose fetch has not ended, with their shim connection.
+    pub shims: Vec<Option<Key>>,
+    pub pending: usize,
+    pub expo: Exposition,
+    pub waiters: Vec<Key>,
+}
+
+impl Daemon {
+    /// A `/metrics` request: join the round in flight or start one.
+    pub(crate) fn want_metrics(
+        &mut self,
+        key: Key,
+        w: Waiting,
+        scrape_timeout: Option<f64>,
+        now: Instant,
+    ) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        c.waiting = Some(w);
+        c.state = State::Waiting;
+        // A client waiting for a round is bounded by the round's deadline.
+        c.deadline = now + self.cfg.shim_timeout + Duration::from_secs(3600);
+        let deadline = self.round_deadline(scrape_timeout, now);
+        let kick = if self.round.is_none() {
+            self.start_round(deadline, now)
+        } else {
+            Vec::new()
+        };
+        let r = self.round.as_mut().expect("a round is in flight");
+        r.deadline = r.deadline.min(deadline);
+        r.waiters.push(key);
+        // Send the requests now rather than waiting for the first event (a
+        // shim may even complete here, which may complete the round).
+        for k in kick {
+            self.scrape_progress(k, now);
+        }
+        if self.round.as_ref().is_some_and(|r| r.pending == 0) {
+            self.finish_round(now);
+        }
+    }
+
+    /// The shim timeout, shortened to answer before Prometheus gives up.
+    fn round_deadline(&self, scrape_timeout: Option<f64>, now: Instant) -> Instant {
+        let mut budget = self.cfg.shim_timeout;
+        if let Some(t) = scrape_timeout {
+            // Client-supplied: bound it before any Duration arithmetic.
+            let t = t.min(3600.0);
+            // Keep a margin for rendering and sending.
+            let margin = (t * 0.1).clamp(0.05, 0.5);
+            let t = Duration::from_secs_f64((t - margin).max(0.05));
+            budget = budget.min(t);
+        }
+        now + budget
+    }
+
+    /// Open a shim connection per sandbox; returns the ones to kick.
+    fn start_round(&mut self, deadline: Instant, now: Instant) -> Vec<Key> {
+        self.round_gen += 1;
+        self.last_scrape = now;
+        self.trimmed = false;
+        // Recycle the previous snapshot when nobody streams from it any more.
+        let mut expo = self.spare_expo.take();
+        if let Some(last) = self.last.take() {
+            match Rc::try_unwrap(last) {
+                Ok(mut snap) => {
+                    snap.expo.take_buffers(&mut self.buf_pool);
+                    expo = Some(snap.expo);
+                }
+                Err(still_shared) => drop(still_shared),
+            }
+        }
+        let mut expo = expo.unwrap_or_else(|| Exposition::new(self.seed));
+        expo.clear();
+        let sandboxes: Vec<(String, Labels, usize)> = self
+            .reg
+            .iter()
+            .map(|(id, s)| (id.to_string(), s.labels.clone(), s.size_hint))
+            .collect();
+        let n = sandboxes.len();
+        let mut round = Round {
+            seq: self.round_gen,
+            started: now,
+            deadline,
+            slots: Vec::with_capacity(n),
+            shims: vec![None; n],
+            pending: 0,
+            expo,
+            waiters: Vec::new(),
+        };
+        for (slot, (id, labels, hint)) in sandboxes.into_iter().enumerate() {
+            let buf = self.take_buf(hint);
+            let conn = match self.reg.socket_path(&id) {
+                Some(path) => ShimConn::connect(
+                    &path,
+                    "/metrics",
+                    false,
+                    self.cfg.max_shim_body,
+                    buf,
+                    hint,
+                    now,
+                    deadline,
+                ),
+                None => Err("no_socket"),
+            };
+            let mut error = None;
+            match conn {
+                Ok(conn) => {
+                    let shim = Shim {
+                        conn,
+                        id: id.clone(),
+                        purpose: Purpose::Scrape {
+                            round: round.seq,
+                            slot,
+                        },
+                    };
+                    match self.register_shim(shim) {
+                        Ok(key) => {
+                            round.shims[slot] = Some(key);
+                            round.pending += 1;
+                        }
+                        Err(_) => error = Some("register_failed"),
+                    }
+                }
+                Err(why) => {
+                    log::warn!(sandbox:% = id, reason = why; "cannot reach shim");
+                    error = Some(why);
+                }
+            }
+            round.slots.push(SlotResult {
+                id,
+                labels,
+                error,
+                duration: Duration::ZERO,
+                bytes: 0,
+            });
+        }
+        let keys: Vec<Key> = round.shims.iter().flatten().copied().collect();
+        self.round = Some(round);
+        keys
+    }
+
+    /// Readiness (or a kick) on a scrape connection.
+    pub(crate) fn scrape_progress(&mut self, key: Key, now: Instant) {
+        loop {
+            let Some(s) = self.shims.get_mut(key) else {
+                return;
+            };
+            match s.conn.drive() {
+                Step::Pending | Step::Data => return,
+                Step::Head => {
+                    let status = s.conn.head().map_or(0, |h| h.status);
+                    if status != 200 {
+                        log::warn!(sandbox:% = s.id, status = status; "shim answered an error status");
+                        self.scrape_failed(key, "http_status", now);
+                        return;
+                    }
+                }
+                Step::Done => {
+                    self.scrape_done(key, now);
+                    return;
+                }
+                Step::Failed(why) => {
+                    self.scrape_failed(key, why, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn scrape_slot(&self, key: Key) -> Option<usize> {
+        let s = self.shims.get(key)?;
+        let Purpose::Scrape { round, slot } = s.purpose else {
+            return None;
+        };
+        let r = self.round.as_ref()?;
+        (r.seq == round && r.shims[slot] == Some(key)).then_some(slot)
+    }
+
+    fn scrape_done(&mut self, key: Key, now: Instant) {
+        let Some(slot) = self.scrape_slot(key) else {
+            self.finish_shim(key);
+            return;
+        };
+        let s = self.shims.get_mut(key).expect("checked");
+        let range = s.conn.body_range();
+        let bytes = s.conn.body_len();
+        let buf = s.conn.take_buf();
+        let started = s.conn.started;
+        let r = self.round.as_mut().expect("checked");
+        let result = &mut r.slots[slot];
+        let recycled = r
+            .expo
+            .add_range(&result.id, result.labels.clone(), buf, range);
+        result.duration = now.saturating_duration_since(started);
+        result.bytes = bytes;
+        r.shims[slot] = None;
+        r.pending -= 1;
+        let done = r.pending == 0;
+        if let Some(sb) = self.reg.get_mut(&r.slots[slot].id) {
+            sb.size_hint = bytes as usize;
+        }
+        self.buf_pool.push(recycled);
+        self.finish_shim(key);
+        if done {
+            self.finish_round(now);
+        }
+    }
+
+    pub(crate) fn scrape_failed(&mut self, key: Key, why: &'static str, now: Instant) {
+        let Some(slot) = self.scrape_slot(key) else {
+            self.finish_shim(key);
+            return;
+        };
+        let started = self.shims.get(key).expect("checked").conn.started;
+        let r = self.round.as_mut().expect("checked");
+        let result = &mut r.slots[slot];
+        if why != "http_status" {
+            log::warn!(sandbox:% = result.id, reason = why; "shim scrape failed");
+        }
+        result.error = Some(why);
+        result.duration = now.saturating_duration_since(started);
+        r.shims[slot] = None;
+        r.pending -= 1;
+        let done = r.pending == 0;
+        self.finish_shim(key);
+        if done {
+            self.finish_round(now);
+        }
+    }
+
+    /// End the round (all shims answered, or the deadline): answer waiters.
+    pub(crate) fn finish_round(&mut self, now: Instant) {
+        let Some(mut r) = self.round.take() else {
+            return;
+        };
+        for (slot, key) in r.shims.iter_mut().enumerate() {
+            if let Some(k) = key.take() {
+                let res = &mut r.slots[slot];
+                res.error = Some("timeout");
+                res.duration = now.saturating_duration_since(r.started);
+                log::warn!(sandbox:% = res.id; "shim scrape timed out");
+                self.finished_shims.push(k);
+            }
+        }
+        r.expo.finish();
+        for (i, src) in r.expo.sources().iter().enumerate() {
+            if let Some(sb) = self.reg.get_mut(&src.id) {
+                sb.drops_total.merge(&r.expo.drops(i));
+            }
+        }
+        let failed = r.slots.iter().filter(|s| s.error.is_some()).count();
+        let snap = Rc::new(Snapshot {
+            expo: r.expo,
+            slots: r.slots,
+            failed,
+            started: r.started,
+            finished: now,
+        });
+        self.stats.rounds += 1;
+        self.last = Some(snap.clone());
+        for key in r.waiters {
+            self.respond_metrics(key, &snap, now);
+        }
+    }
+
+    /// Start streaming a `/metrics` answer from `snap`.
+    fn respond_metrics(&mut self, key: Key, snap: &Rc<Snapshot>, now: Instant) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Some(w) = c.waiting.take() else {
+            return;
+        };
+        if c.state != State::Waiting {
+            return;
+        }
+        self.stats.scrapes += 1;
+        if snap.failed > 0 {
+            self.stats.failed_scrapes += 1;
+        }
+        let ms = now.saturating_duration_since(w.arrived).as_millis() as f64;
+        self.stats.observe_ms(ms);
+        // The monitor's own metrics lead, unless the request filters families
+        // (as upstream does).
+        let head = if w.filter.is_all() {
+            super::selfmetrics::render(self, snap)
+        } else {
+            Vec::new()
+        };
+        let cursor = snap.expo.cursor(&w.filter, head);
+        let gzip = if w.gzip { self.gzip_pump() } else { None };
+        let c = self.conns.get_mut(key).expect("checked");
+        let framing = match (&gzip, c.http10) {
+            (None, _) => Framing::Length(cursor.len()),
+            (Some(_), false) => Framing::Chunked,
+            (Some(_), true) => Framing::Close,
+        };
+        let mut headers = vec![
+            ("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
+            ("Vary", "Accept-Encoding"),
+        ];
+        if gzip.is_some() {
+            headers.push(("Content-Encoding", "gzip"));
+        }
+        let keep = c.keep_alive && framing != Framing::Close;
+        c.keep_alive = keep;
+        let mut head = Vec::with_capacity(256);
+        response::head(&mut head, 200, &headers, framing, keep);
+        c.out.push(&head);
+        c.state = State::Writing;
+        c.deadline = now + super::WRITE_STALL;
+        if w.head_only {
+            c.body = Body::None;
+            if let Some(mut p) = gzip {
+                p.reset();
+                self.gzip_active -= 1;
+                self.gzip_pool.push(p);
+            }
+        } else {
+            c.body = Body::Metrics(Box::new(MetricsBody {
+                snap: snap.clone(),
+                cursor,
+                gzip,
+                framing,
+                finished: false,
+            }));
+        }
+        self.pump(key, now);
+    }
+}

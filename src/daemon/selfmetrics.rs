@@ -1,0 +1,210 @@
+//! The monitor's own metrics, rendered for each `/metrics` answer.
+//!
+//! Upstream's names are kept (`kata_monitor_running_shim_count`,
+//! `kata_monitor_scrape_count`, ...) so dashboards keep working; per-sandbox
+//! health is new. Rendered with the engine's text writer, so the same
+//! escaping rules apply.
+
+use super::Daemon;
+use super::config::{COMMIT, VERSION};
+use super::scrape::{BUCKETS_MS, Snapshot};
+use crate::wire::expo::Kind;
+use crate::wire::expo::text::{TextWriter, Value};
+
+/// Render the monitor's own families.
+pub fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4096 + snap.slots.len() * 1024);
+    let mut w = TextWriter::new(&mut out);
+    let st = &d.stats;
+
+    w.family(
+        "kata_monitor_build_info",
+        "Build information of this kata-monitor.",
+        Kind::Gauge,
+    )
+    .sample(
+        "kata_monitor_build_info",
+        &[
+            ("version", VERSION),
+            ("commit", COMMIT),
+            ("implementation", "rust"),
+        ],
+        b"",
+        1u64,
+    );
+    w.family(
+        "kata_monitor_running_shim_count",
+        "Running shim count(running sandboxes).",
+        Kind::Gauge,
+    )
+    .sample(
+        "kata_monitor_running_shim_count",
+        &[],
+        b"",
+        d.reg.len() as u64,
+    );
+    w.family("kata_monitor_scrape_count", "Scape count.", Kind::Counter)
+        .sample("kata_monitor_scrape_count", &[], b"", st.scrapes);
+    w.family(
+        "kata_monitor_scrape_failed_count",
+        "Failed scape count.",
+        Kind::Counter,
+    )
+    .sample(
+        "kata_monitor_scrape_failed_count",
+        &[],
+        b"",
+        st.failed_scrapes,
+    );
+    let h = "kata_monitor_scrape_durations_histogram_milliseconds";
+    w.family(h, "Time used to scrape from shims", Kind::Histogram);
+    let bucket = format!("{h}_bucket");
+    for (i, b) in BUCKETS_MS.iter().enumerate() {
+        w.sample(&bucket, &[("le", &b.to_string())], b"", st.buckets[i]);
+    }
+    w.sample(
+        &bucket,
+        &[("le", "+Inf")],
+        b"",
+        st.buckets[BUCKETS_MS.len()],
+    );
+    w.sample(&format!("{h}_sum"), &[], b"", st.sum_ms);
+    w.sample(
+        &format!("{h}_count"),
+        &[],
+        b"",
+        st.buckets[BUCKETS_MS.len()],
+    );
+
+    let p = super::procfs::read();
+    let proc_metrics: [(&str, &str, Kind, Value); 6] = [
+        (
+            "kata_monitor_process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            Kind::Counter,
+            Value::Float(p.cpu_seconds),
+        ),
+        (
+            "kata_monitor_process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            Kind::Gauge,
+            Value::Int(p.resident_bytes),
+        ),
+        (
+            "kata_monitor_process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            Kind::Gauge,
+            Value::Int(p.virtual_bytes),
+        ),
+        (
+            "kata_monitor_process_open_fds",
+            "Number of open file descriptors.",
+            Kind::Gauge,
+            Value::Int(p.open_fds),
+        ),
+        (
+            "kata_monitor_process_max_fds",
+            "Maximum number of open file descriptors.",
+            Kind::Gauge,
+            Value::Int(p.max_fds),
+        ),
+        (
+            "kata_monitor_process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            Kind::Gauge,
+            Value::Float(p.start_time_seconds),
+        ),
+    ];
+    for (name, help, kind, v) in proc_metrics {
+        w.family(name, help, kind).sample(name, &[], b"", v);
+    }
+
+    // Per sandbox of the round this answer is rendered from.
+    type Get = fn(&super::scrape::SlotResult) -> Value;
+    let per_sandbox: [(&str, &str, Get); 3] = [
+        (
+            "kata_monitor_sandbox_up",
+            "Whether the sandbox's shim answered the last scrape (1) or not (0).",
+            |s| Value::Int(u64::from(s.error.is_none())),
+        ),
+        (
+            "kata_monitor_sandbox_scrape_duration_seconds",
+            "Time taken to fetch the sandbox's shim metrics in the last scrape.",
+            |s| Value::Float(s.duration.as_secs_f64()),
+        ),
+        (
+            "kata_monitor_sandbox_scrape_bytes",
+            "Size of the sandbox's shim metrics body in the last scrape.",
+            |s| Value::Int(s.bytes),
+        ),
+    ];
+    if !snap.slots.is_empty() {
+        for (name, help, get) in per_sandbox {
+            w.family(name, help, Kind::Gauge);
+            for s in &snap.slots {
+                w.sample(name, &[], s.labels.plain(), get(s));
+            }
+        }
+    }
+    let n = "kata_monitor_sandbox_scrape_errors";
+    w.family(
+        n,
+        "Why the sandbox's shim failed the last scrape (1 for the reason).",
+        Kind::Gauge,
+    );
+    for s in &snap.slots {
+        if let Some(why) = s.error {
+            w.sample(n, &[("reason", why)], s.labels.plain(), 1u64);
+        }
+    }
+    let n = "kata_monitor_dropped_lines_total";
+    w.family(
+        n,
+        "Lines of a sandbox's shim metrics that were dropped, by reason.",
+        Kind::Counter,
+    );
+    for (_, sb) in d.reg.iter() {
+        for (reason, count) in sb.drops_total.iter() {
+            w.sample(
+                n,
+                &[("reason", reason.as_str())],
+                sb.labels.plain(),
+                u64::from(count),
+            );
+        }
+    }
+    strip_empty_families(out)
+}
+
+/// Families without samples (no sandboxes yet, no drops) are not emitted.
+fn strip_empty_families(text: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].starts_with(b"# HELP ") {
+            let has_sample = lines.get(i + 2).is_some_and(|l| !l.starts_with(b"#"));
+            if !has_sample {
+                i += 2;
+                continue;
+            }
+        }
+        out.extend_from_slice(lines[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_families_are_stripped() {
+        let t = b"# HELP a A.\n# TYPE a gauge\na 1\n# HELP b B.\n# TYPE b gauge\n# HELP c C.\n# TYPE c gauge\nc 2\n# HELP d D.\n# TYPE d gauge\n".to_vec();
+        assert_eq!(
+            strip_empty_families(t),
+            b"# HELP a A.\n# TYPE a gauge\na 1\n# HELP c C.\n# TYPE c gauge\nc 2\n"
+        );
+    }
+}

@@ -1,0 +1,206 @@
+//! A generational slab and the mio token layout.
+//!
+//! A token carries the kind of source, the slot and the slot's generation, so
+//! an event for a socket that was closed and whose slot was reused is
+//! recognised as stale and ignored (rust-vmm event-manager's guard).
+
+use mio::Token;
+
+/// What a token refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Listener,
+    Inotify,
+    Signal,
+    Cri,
+    Conn(Key),
+    Shim(Key),
+}
+
+/// A slot and its generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub slot: u32,
+    pub generation: u32,
+}
+
+const KIND_SHIFT: u32 = 60;
+const GEN_SHIFT: u32 = 32;
+const GEN_MASK: u64 = (1 << 28) - 1;
+
+pub fn token(kind: Kind) -> Token {
+    let (k, key) = match kind {
+        Kind::Listener => (0u64, None),
+        Kind::Inotify => (1, None),
+        Kind::Signal => (2, None),
+        Kind::Cri => (3, None),
+        Kind::Conn(key) => (4, Some(key)),
+        Kind::Shim(key) => (5, Some(key)),
+    };
+    let low = key.map_or(0, |k| {
+        (u64::from(k.generation) & GEN_MASK) << GEN_SHIFT | u64::from(k.slot)
+    });
+    Token(((k << KIND_SHIFT) | low) as usize)
+}
+
+pub fn kind(t: Token) -> Option<Kind> {
+    let v = t.0 as u64;
+    let key = Key {
+        slot: v as u32,
+        generation: ((v >> GEN_SHIFT) & GEN_MASK) as u32,
+    };
+    Some(match v >> KIND_SHIFT {
+        0 => Kind::Listener,
+        1 => Kind::Inotify,
+        2 => Kind::Signal,
+        3 => Kind::Cri,
+        4 => Kind::Conn(key),
+        5 => Kind::Shim(key),
+        _ => return None,
+    })
+}
+
+/// Slots with generations; removal bumps the generation.
+pub struct Slab<T> {
+    slots: Vec<(u32, Option<T>)>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The key the next `insert` will return.
+    pub fn next_key(&self) -> Key {
+        match self.free.last() {
+            Some(&slot) => Key {
+                slot,
+                generation: self.slots[slot as usize].0,
+            },
+            None => Key {
+                slot: self.slots.len() as u32,
+                generation: 0,
+            },
+        }
+    }
+
+    pub fn insert(&mut self, v: T) -> Key {
+        let key = self.next_key();
+        if key.slot as usize == self.slots.len() {
+            self.slots.push((0, Some(v)));
+        } else {
+            self.free.pop();
+            self.slots[key.slot as usize].1 = Some(v);
+        }
+        self.len += 1;
+        key
+    }
+
+    pub fn get(&self, k: Key) -> Option<&T> {
+        match self.slots.get(k.slot as usize) {
+            Some((g, Some(v))) if *g == k.generation => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn get_mut(&mut self, k: Key) -> Option<&mut T> {
+        match self.slots.get_mut(k.slot as usize) {
+            Some((g, Some(v))) if *g == k.generation => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn remove(&mut self, k: Key) -> Option<T> {
+        let (g, slot) = self.slots.get_mut(k.slot as usize)?;
+        if *g != k.generation || slot.is_none() {
+            return None;
+        }
+        let v = slot.take();
+        *g = (*g + 1) & GEN_MASK as u32;
+        self.free.push(k.slot);
+        self.len -= 1;
+        v
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, v))| v.is_some())
+            .map(|(i, (g, _))| Key {
+                slot: i as u32,
+                generation: *g,
+            })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Key, &T)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, (g, v))| {
+            v.as_ref().map(|v| {
+                (
+                    Key {
+                        slot: i as u32,
+                        generation: *g,
+                    },
+                    v,
+                )
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_roundtrip() {
+        for k in [
+            Kind::Listener,
+            Kind::Inotify,
+            Kind::Signal,
+            Kind::Cri,
+            Kind::Conn(Key {
+                slot: 7,
+                generation: 3,
+            }),
+            Kind::Shim(Key {
+                slot: u32::MAX,
+                generation: GEN_MASK as u32,
+            }),
+        ] {
+            assert_eq!(kind(token(k)), Some(k));
+        }
+    }
+
+    #[test]
+    fn stale_keys_miss() {
+        let mut s = Slab::default();
+        let a = s.insert("a");
+        assert_eq!(s.get(a), Some(&"a"));
+        assert_eq!(s.remove(a), Some("a"));
+        let b = s.insert("b");
+        assert_eq!(a.slot, b.slot);
+        assert_ne!(a.generation, b.generation);
+        assert_eq!(s.get(a), None);
+        assert_eq!(s.remove(a), None);
+        assert_eq!(s.get(b), Some(&"b"));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.keys().collect::<Vec<_>>(), vec![b]);
+    }
+}

@@ -1,0 +1,314 @@
+//! Server side: parse an HTTP/1.x request head from a client (untrusted).
+//!
+//! Owns: `httparse` over the bytes received so far, the head size limit,
+//! framing checks, and decoding of what the routes need (path, query
+//! parameters, `Accept`, `Accept-Encoding`, `Connection`, Prometheus's scrape
+//! timeout header). "Need more bytes" (`Ok(None)`) is kept apart from errors.
+
+/// Largest request head accepted; beyond it the answer is 431.
+pub const MAX_HEAD: usize = 8 * 1024;
+const MAX_HEADERS: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Other,
+}
+
+/// What the routes need of a request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    pub method: Method,
+    /// Path without the query string, percent-decoded.
+    pub path: String,
+    /// Raw query string (after `?`, without fragment).
+    pub query: String,
+    /// Raw origin-form target (`/path?query`), for forwarding unchanged.
+    pub target: String,
+    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    /// The client wants the connection kept open after the response.
+    pub keep_alive: bool,
+    /// `Accept-Encoding` allows gzip (honouring `q=0`).
+    pub gzip: bool,
+    /// `Accept` lists `text/html`.
+    pub html: bool,
+    /// `X-Prometheus-Scrape-Timeout-Seconds`, when present and sane.
+    pub scrape_timeout: Option<f64>,
+    /// Bytes of request body that follow the head (to be read and ignored).
+    pub body_len: u64,
+}
+
+/// Why a request head is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// Head larger than [`MAX_HEAD`] or too many headers: 431.
+    TooLarge,
+    /// Malformed: 400.
+    Bad,
+    /// A request body we do not support (chunked): 501... answered 400 too.
+    UnsupportedBody,
+}
+
+/// Parse a request head at the start of `buf`. `Ok(None)`: incomplete, read
+/// more. `Ok(Some((req, n)))`: the head is `buf[..n]`.
+pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, Error> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let n = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return if buf.len() > MAX_HEAD {
+                Err(Error::TooLarge)
+            } else {
+                Ok(None)
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(Error::TooLarge),
+        Err(_) => return Err(Error::Bad),
+    };
+    if n > MAX_HEAD {
+        return Err(Error::TooLarge);
+    }
+    let method = match req.method {
+        Some("GET") => Method::Get,
+        Some("HEAD") => Method::Head,
+        _ => Method::Other,
+    };
+    let minor = req.version.unwrap_or(1);
+    let target = req.path.unwrap_or("/");
+    let target = target.split('#').next().unwrap_or("");
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (target, ""),
+    };
+    // Absolute-form targets (`http://host/path`) are legal; keep the path.
+    let path = match path.strip_prefix("http://") {
+        Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => path,
+    };
+    let mut out = Request {
+        method,
+        path: percent_decode(path).ok_or(Error::Bad)?,
+        query: query.to_string(),
+        target: if query.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{query}")
+        },
+        minor,
+        keep_alive: minor >= 1,
+        gzip: false,
+        html: false,
+        scrape_timeout: None,
+        body_len: 0,
+    };
+    for h in req.headers.iter() {
+        let v = std::str::from_utf8(h.value).unwrap_or("");
+        if h.name.eq_ignore_ascii_case("connection") {
+            for t in v.split(',').map(str::trim) {
+                if t.eq_ignore_ascii_case("close") {
+                    out.keep_alive = false;
+                } else if t.eq_ignore_ascii_case("keep-alive") && minor == 0 {
+                    out.keep_alive = true;
+                }
+            }
+        } else if h.name.eq_ignore_ascii_case("accept-encoding") {
+            out.gzip |= accepts_gzip(v);
+        } else if h.name.eq_ignore_ascii_case("accept") {
+            out.html |= v.split(',').any(|t| {
+                t.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/html"))
+            });
+        } else if h
+            .name
+            .eq_ignore_ascii_case("x-prometheus-scrape-timeout-seconds")
+        {
+            out.scrape_timeout = v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|t| t.is_finite() && *t > 0.0);
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            out.body_len = v.trim().parse().map_err(|_| Error::Bad)?;
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(Error::UnsupportedBody);
+        }
+    }
+    Ok(Some((out, n)))
+}
+
+/// Does an `Accept-Encoding` value allow gzip? `gzip` or `x-gzip` with a
+/// non-zero q, or `*` with a non-zero q when gzip is not listed itself.
+pub fn accepts_gzip(v: &str) -> bool {
+    let mut gzip = None;
+    let mut star = None;
+    for item in v.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")))
+            .next()
+            .map_or(1.0, |q| q.trim().parse::<f64>().unwrap_or(0.0));
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(q > 0.0);
+        } else if coding == "*" {
+            star = Some(q > 0.0);
+        }
+    }
+    gzip.or(star).unwrap_or(false)
+}
+
+/// Values of query parameter `key` (percent- and `+`-decoded), in order.
+pub fn query_values<'a>(query: &'a str, key: &'a str) -> impl Iterator<Item = String> + 'a {
+    query.split('&').filter_map(move |pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = percent_decode(&k.replace('+', " "))?;
+        if k == key {
+            percent_decode(&v.replace('+', " "))
+        } else {
+            None
+        }
+    })
+}
+
+/// First value of `key`, if present.
+pub fn query_value(query: &str, key: &str) -> Option<String> {
+    query_values(query, key).next()
+}
+
+/// Decode `%XX` escapes; `None` for bad escapes or invalid UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_string());
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let v = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Escape a query parameter value for building links.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(s: &str) -> Request {
+        parse(s.as_bytes()).unwrap().unwrap().0
+    }
+
+    #[test]
+    fn complete_partial_and_errors() {
+        assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: x\r\n"), Ok(None));
+        assert_eq!(parse(b""), Ok(None));
+        let (r, n) = parse(b"GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\nrest")
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 38);
+        assert_eq!(r.path, "/metrics");
+        assert_eq!(r.query, "x=1");
+        assert_eq!(r.target, "/metrics?x=1");
+        assert!(r.keep_alive);
+        assert_eq!(parse(b"GARBAGE\r\n\r\n"), Err(Error::Bad));
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HEAD));
+        assert_eq!(parse(big.as_bytes()), Err(Error::TooLarge));
+        let many: String = (0..70).map(|i| format!("H{i}: v\r\n")).collect();
+        assert_eq!(
+            parse(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()),
+            Err(Error::TooLarge)
+        );
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err(Error::UnsupportedBody)
+        );
+    }
+
+    #[test]
+    fn methods_versions_connection() {
+        assert_eq!(req("HEAD / HTTP/1.1\r\n\r\n").method, Method::Head);
+        assert_eq!(req("POST / HTTP/1.1\r\n\r\n").method, Method::Other);
+        assert!(!req("GET / HTTP/1.0\r\n\r\n").keep_alive);
+        assert!(req("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
+        assert!(!req("GET / HTTP/1.1\r\nConnection: foo, close\r\n\r\n").keep_alive);
+        assert_eq!(req("GET http://h:1/p?q HTTP/1.1\r\n\r\n").path, "/p");
+        assert_eq!(req("GET /a%2Fb HTTP/1.1\r\n\r\n").path, "/a/b");
+        assert_eq!(
+            req("GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\n").body_len,
+            5
+        );
+    }
+
+    #[test]
+    fn prometheus_headers() {
+        let r = req(
+            "GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\nAccept-Encoding: gzip\r\nX-Prometheus-Scrape-Timeout-Seconds: 10\r\n\r\n",
+        );
+        assert!(r.gzip);
+        assert!(!r.html);
+        assert_eq!(r.scrape_timeout, Some(10.0));
+        let r = req(
+            "GET / HTTP/1.1\r\nAccept: text/html,application/xhtml+xml\r\nX-Prometheus-Scrape-Timeout-Seconds: nan\r\n\r\n",
+        );
+        assert!(r.html);
+        assert_eq!(r.scrape_timeout, None);
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        for (v, want) in [
+            ("gzip", true),
+            ("GZIP", true),
+            ("deflate, gzip;q=0.5", true),
+            ("gzip;q=0", false),
+            ("gzip; q=0.0", false),
+            ("*", true),
+            ("*;q=0", false),
+            ("gzip;q=0, *", false),
+            ("identity", false),
+            ("x-gzip", true),
+            ("br", false),
+            ("", false),
+        ] {
+            assert_eq!(accepts_gzip(v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn query_parsing() {
+        let q = "filter_family=kata_guest%2Ckata_shim&sandbox=abc&filter_family=x+y&bad=%zz";
+        let v: Vec<String> = query_values(q, "filter_family").collect();
+        assert_eq!(v, ["kata_guest,kata_shim", "x y"]);
+        assert_eq!(query_value(q, "sandbox").as_deref(), Some("abc"));
+        assert_eq!(query_value(q, "bad"), None);
+        assert_eq!(query_value("sandbox", "sandbox").as_deref(), Some(""));
+        assert_eq!(percent_encode("a b/é"), "a%20b%2F%C3%A9");
+        assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
+        assert_eq!(percent_decode("%ff"), None);
+        assert_eq!(percent_decode("%4"), None);
+    }
+}

@@ -1,0 +1,415 @@
+//! The real `kata-monitor` binary against simulated nodes (`kata-sim`):
+//! discovery, faults, endpoints, HTTP limits, flags and signals. Every
+//! `/metrics` body is checked by the independent strict parser.
+
+mod common;
+
+use common::expo_check::{Exposition, check_exposition};
+use common::node::{Client, FakeShim, Monitor, Resp, Sim, http, tmpdir};
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// Strict check of a `/metrics` answer.
+fn metrics(r: &Resp) -> Exposition {
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    check_exposition(&r.body).unwrap_or_else(|e| panic!("invalid /metrics: {e}"))
+}
+
+fn up(e: &Exposition) -> Vec<(String, String)> {
+    e.family("kata_monitor_sandbox_up")
+        .map(|f| {
+            f.samples
+                .iter()
+                .map(|s| (s.label("sandbox_id").unwrap().to_string(), s.value.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn sandbox_ids(e: &Exposition) -> BTreeSet<String> {
+    e.samples()
+        .filter(|s| !s.name.starts_with("kata_monitor_"))
+        .filter_map(|s| s.label("sandbox_id").map(String::from))
+        .collect()
+}
+
+fn listed(m: &Monitor) -> Vec<String> {
+    m.get("/sandboxes")
+        .text()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn serves_merged_metrics_of_all_sandboxes() {
+    let sim = Sim::start(&["--sandboxes", "4", "--bodies", "default,small,large,rs"]);
+    let m = Monitor::start(&sim.roots_arg(), &[]);
+    let e = metrics(&m.get("/metrics"));
+    let want: BTreeSet<String> = sim.ids.iter().cloned().collect();
+    assert_eq!(sandbox_ids(&e), want);
+    assert!(up(&e).iter().all(|(_, v)| v == "1"));
+    // Own metrics first, sandbox families after, each family once.
+    assert_eq!(e.families[0].name, "kata_monitor_build_info");
+    let running = e.family("kata_monitor_running_shim_count").unwrap();
+    assert_eq!(running.samples[0].value, "4");
+    assert!(e.family("kata_shim_go_goroutines").is_some());
+    // 1168 + 1217 + 1590 + 823 sandbox series (README of the fixtures).
+    let n = e
+        .samples()
+        .filter(|s| !s.name.starts_with("kata_monitor_"))
+        .count();
+    assert_eq!(n, 1168 + 1217 + 1590 + 823);
+    // Counters move between scrapes; the answer is a new round each time.
+    let e2 = metrics(&m.get("/metrics"));
+    let count = |e: &Exposition| {
+        e.family("kata_monitor_scrape_count").unwrap().samples[0]
+            .value
+            .clone()
+    };
+    assert_eq!((count(&e), count(&e2)), ("1".to_string(), "2".to_string()));
+}
+
+#[test]
+fn discovery_follows_sandboxes_and_late_roots() {
+    let mut sim = Sim::start(&["--sandboxes", "1"]);
+    let late = tmpdir("late");
+    let late_root = late.join("kata");
+    let dirs = format!("{},{}", sim.roots_arg(), late_root.display());
+    let m = Monitor::start(&dirs, &[]);
+    assert_eq!(listed(&m), sim.ids);
+    // Added and removed sandboxes.
+    let id = sim.add("small");
+    m.wait_for("/sandboxes", 5, |r| r.text().contains(&id));
+    sim.cmd(&format!("remove {}", sim.ids[0]));
+    m.wait_for("/sandboxes", 5, |r| !r.text().contains(&sim.ids[0]));
+    let e = metrics(&m.get("/metrics"));
+    assert_eq!(sandbox_ids(&e), BTreeSet::from([id.clone()]));
+    // A root created after start is picked up within 5 s.
+    let t = Instant::now();
+    let _shim = FakeShim::start(&late_root.join("late-sandbox"), b"# TYPE x gauge\nx 1\n");
+    m.wait_for("/sandboxes", 5, |r| r.text().contains("late-sandbox"));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let e = metrics(&m.get("/metrics"));
+    assert!(sandbox_ids(&e).contains("late-sandbox"));
+    // Invalid names are not sandboxes.
+    std::fs::create_dir_all(late_root.join("bad name")).unwrap();
+    std::fs::write(late_root.join("a-file"), b"").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let l = listed(&m);
+    assert!(!l.iter().any(|s| s == "bad name" || s == "a-file"), "{l:?}");
+    // The root vanishing takes its sandboxes along; it is found again.
+    std::fs::remove_dir_all(&late_root).unwrap();
+    m.wait_for("/sandboxes", 5, |r| !r.text().contains("late-sandbox"));
+    let _shim2 = FakeShim::start(&late_root.join("again"), b"y 1\n");
+    m.wait_for("/sandboxes", 5, |r| r.text().contains("again"));
+    let _ = std::fs::remove_dir_all(&late);
+}
+
+#[test]
+fn each_fault_fails_only_its_sandbox_and_in_time() {
+    let kinds = [
+        "hang",
+        "http500",
+        "garbage",
+        "close-mid-body",
+        "slow",
+        "refuse",
+        "bad-http",
+        "huge",
+    ];
+    let mut args = vec!["--sandboxes".to_string(), (kinds.len() + 2).to_string()];
+    for (i, k) in kinds.iter().enumerate() {
+        args.push("--fault".into());
+        args.push(format!("{}={k}", i + 2));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let sim = Sim::start(&args);
+    let m = Monitor::start(&sim.roots_arg(), &["-shim-timeout=1s"]);
+    for round in 0..2 {
+        let t = Instant::now();
+        let r = m.get("/metrics");
+        let took = t.elapsed();
+        assert!(took < Duration::from_secs(2), "round {round} took {took:?}");
+        let e = metrics(&r);
+        let up = up(&e);
+        let healthy: Vec<&String> = up
+            .iter()
+            .filter(|(_, v)| v == "1")
+            .map(|(id, _)| id)
+            .collect();
+        // The garbage body is a 200 with junk: the sandbox is up, its junk lines
+        // are dropped and counted.
+        let garbage = &sim.ids[4];
+        let mut want: Vec<&String> = vec![&sim.ids[0], &sim.ids[1], garbage];
+        want.sort();
+        assert_eq!(healthy, want, "round {round}");
+        let ids = sandbox_ids(&e);
+        assert!(ids.contains(&sim.ids[0]) && ids.contains(&sim.ids[1]));
+        let errors = e.family("kata_monitor_sandbox_scrape_errors").unwrap();
+        let reason = |i: usize| {
+            errors
+                .samples
+                .iter()
+                .find(|s| s.label("sandbox_id") == Some(&sim.ids[i]))
+                .and_then(|s| s.label("reason"))
+                .map(String::from)
+        };
+        assert_eq!(reason(2).as_deref(), Some("timeout"));
+        assert_eq!(reason(3).as_deref(), Some("http_status"));
+        assert_eq!(reason(5).as_deref(), Some("truncated"));
+        assert_eq!(reason(6).as_deref(), Some("timeout"));
+        assert!(matches!(
+            reason(7).as_deref(),
+            Some("no_socket" | "refused")
+        ));
+        assert_eq!(reason(8).as_deref(), Some("malformed_response"));
+        assert_eq!(reason(9).as_deref(), Some("body_too_large"));
+        let dropped = e.family("kata_monitor_dropped_lines_total").unwrap();
+        assert!(
+            dropped
+                .samples
+                .iter()
+                .any(|s| s.label("sandbox_id") == Some(garbage))
+        );
+        let failed = e.family("kata_monitor_scrape_failed_count").unwrap();
+        assert_eq!(failed.samples[0].value, (round + 1).to_string());
+    }
+}
+
+#[test]
+fn concurrent_scrapes_join_one_round() {
+    let mut sim = Sim::start(&["--sandboxes", "3", "--fault", "2=slow", "--slow-ms", "10"]);
+    let m = Monitor::start(&sim.roots_arg(), &[]);
+    let before = sim.scrapes(&sim.ids[0].clone());
+    let addr = m.addr;
+    let threads: Vec<_> = (0..6)
+        .map(|i| {
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20 * i));
+                let gz = if i % 2 == 0 { "gzip" } else { "identity" };
+                http(addr, "GET", "/metrics", &[("Accept-Encoding", gz)])
+            })
+        })
+        .collect();
+    for t in threads {
+        let r = t.join().unwrap();
+        assert_eq!(r.status, 200);
+    }
+    let after = sim.scrapes(&sim.ids[0].clone());
+    assert_eq!(after - before, 1, "requests during a round share its fetch");
+}
+
+#[test]
+fn gzip_filter_and_passthrough() {
+    let sim = Sim::start(&["--sandboxes", "3", "--bodies", "default,small,rs"]);
+    let m = Monitor::start(&sim.roots_arg(), &[]);
+    // gzip round trip, honouring q=0.
+    let r = m.get_with("/metrics", &[("Accept-Encoding", "gzip")]);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_end(&mut plain)
+        .unwrap();
+    let gz = check_exposition(&plain).unwrap();
+    assert_eq!(sandbox_ids(&gz).len(), 3);
+    assert!(plain.len() > 10 * r.body.len(), "compresses");
+    let r = m.get_with("/metrics", &[("Accept-Encoding", "gzip;q=0, identity")]);
+    assert_eq!(r.header("content-encoding"), None);
+    metrics(&r);
+    // filter_family: prefixes, each family once, own metrics left out.
+    let r = m.get("/metrics?filter_family=kata_guest_load,kata_guest_lo,kata_shim_go_gor");
+    let e = metrics(&r);
+    let names: Vec<&str> = e.families.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["kata_guest_load", "kata_shim_go_goroutines"]);
+    // sandbox= streams the raw body through.
+    let rs = sim.ids[2].clone();
+    let r = m.get(&format!("/metrics?sandbox={rs}"));
+    assert_eq!(r.status, 200);
+    // The sim's counters move between scrapes: same lines, same families.
+    let fixture = include_bytes!("fixtures/rs-dragonball.prom");
+    let shape = |b: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(b)
+            .lines()
+            .map(|l| l.rsplit_once(' ').map_or(l, |(k, _)| k).to_string())
+            .collect()
+    };
+    assert!(
+        shape(&r.body) == shape(fixture),
+        "passthrough is the raw rs body"
+    );
+    assert_eq!(m.get("/metrics?sandbox=").status, 400);
+    assert_eq!(m.get("/metrics?sandbox=nope").status, 404);
+    assert_eq!(m.get("/metrics?sandbox=..%2F..%2Fetc").status, 404);
+    // agent-url with the newline upstream adds.
+    let r = m.get(&format!("/agent-url?sandbox={rs}"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "vsock://5:1024\n");
+    assert_eq!(m.get("/agent-url").status, 400);
+}
+
+#[test]
+fn pages_methods_and_limits() {
+    let sim = Sim::start(&["--sandboxes", "2"]);
+    let m = Monitor::start(
+        &sim.roots_arg(),
+        &["--max-connections", "4", "--http-header-timeout", "1s"],
+    );
+    // Index and sandboxes, text and HTML.
+    assert!(m.get("/").text().starts_with("Available HTTP endpoints:"));
+    let html = m.get_with("/", &[("Accept", "text/html")]);
+    assert!(html.text().contains("<a href='/metrics'>"));
+    let s = m.get_with("/sandboxes", &[("Accept", "text/html,*/*")]);
+    assert!(
+        s.text()
+            .contains(&format!("/metrics?sandbox={}", sim.ids[0]))
+    );
+    let mut ids = sim.ids.clone();
+    ids.sort();
+    assert_eq!(listed(&m), ids);
+    // HEAD, 405, 404.
+    let h = http(m.addr, "HEAD", "/metrics", &[]);
+    assert_eq!(h.status, 200);
+    assert!(h.header("content-length").unwrap().parse::<u64>().unwrap() > 100_000);
+    assert_eq!(http(m.addr, "POST", "/metrics", &[]).status, 405);
+    assert_eq!(
+        http(m.addr, "DELETE", "/", &[]).header("allow"),
+        Some("GET, HEAD")
+    );
+    assert_eq!(m.get("/nope").status, 404);
+    // 431 for an oversized head.
+    let big = "x".repeat(9000);
+    assert_eq!(m.get_with("/", &[("X-Big", &big)]).status, 431);
+    // Keep-alive and pipelining on one connection.
+    let mut c = Client::connect(m.addr);
+    c.send(b"GET /sandboxes HTTP/1.1\r\nHost: a\r\n\r\nGET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(c.response().unwrap().text().lines().count(), 2);
+    assert!(c.response().unwrap().text().starts_with("ok"));
+    c.send(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n");
+    metrics(&c.response().unwrap());
+    c.send(b"GET /metrics HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\nGET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(
+        c.response().unwrap().header("content-encoding"),
+        Some("gzip")
+    );
+    assert!(c.response().unwrap().text().starts_with("ok"));
+    // A slowloris client is dropped after the header timeout.
+    let mut slow = TcpStream::connect(m.addr).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    let t = Instant::now();
+    for _ in 0..30 {
+        if slow.write_all(b"X: y\r\n").is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    let n = slow.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "slowloris connection must be closed");
+    assert!(t.elapsed() < Duration::from_secs(4));
+    // The connection cap: the fifth connection gets the pre-rendered 503.
+    let held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(m.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let r = m.get("/");
+    assert_eq!(r.status, 503);
+    drop(held);
+    m.wait_for("/healthz", 5, |r| r.status == 200);
+}
+
+#[test]
+fn go_style_flags_and_bad_flags() {
+    let sim = Sim::start(&["--sandboxes", "1"]);
+    let dirs = format!("-sandbox-dirs={}", sim.roots_arg());
+    let m = Monitor::start_args(&[
+        "-listen-address=127.0.0.1:0",
+        &dirs,
+        "-log-level",
+        "debug",
+        "-runtime-endpoint=unix:///run/nothing/here.sock",
+        "-shim-timeout",
+        "2s",
+    ]);
+    metrics(&m.get("/metrics"));
+    let out = std::process::Command::new(common::node::MONITOR)
+        .args(["-shim-timeout=forever"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--shim-timeout"));
+    let out = std::process::Command::new(common::node::MONITOR)
+        .arg("version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Version:"));
+    // Port in use: clear error, exit 1.
+    let taken = m.addr.to_string();
+    let out = std::process::Command::new(common::node::MONITOR)
+        .args([
+            "--listen-address",
+            &taken,
+            "--sandbox-dirs",
+            &sim.roots_arg(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen on"));
+}
+
+#[test]
+fn sigterm_exits_zero_promptly() {
+    let sim = Sim::start(&["--sandboxes", "2", "--fault", "1=hang"]);
+    let mut m = Monitor::start(&sim.roots_arg(), &[]);
+    // A scrape in flight (the hung shim) must not delay shutdown.
+    let addr = m.addr;
+    std::thread::spawn(move || http(addr, "GET", "/metrics", &[]));
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(m.child.id() as i32, libc::SIGTERM) };
+    let status = loop {
+        if let Some(s) = m.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(1), "no exit within 1 s");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn scrape_timeout_header_bounds_the_round() {
+    let sim = Sim::start(&["--sandboxes", "2", "--fault", "1=hang"]);
+    let m = Monitor::start(&sim.roots_arg(), &["--shim-timeout", "5s"]);
+    let t = Instant::now();
+    let r = m.get_with("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "1")]);
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    let e = metrics(&r);
+    assert_eq!(up(&e).iter().filter(|(_, v)| v == "1").count(), 1);
+    // Absurd values from a client are bounded, never fatal.
+    for v in ["1e300", "-3", "NaN", "abc", "0"] {
+        let r = m.get_with("/healthz", &[("X-Prometheus-Scrape-Timeout-Seconds", v)]);
+        assert_eq!(r.status, 200);
+    }
+    let r = m.get_with(
+        "/metrics?filter_family=x",
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "1e300")],
+    );
+    assert_eq!(r.status, 200);
+}
