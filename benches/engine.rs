@@ -65,6 +65,7 @@ fn engine(c: &mut Criterion) {
                     black_box(drain(&expo, &mut buf));
                     spent += t.elapsed();
                     for (i, s) in expo.sources().iter().enumerate() {
+                        pool[i].clear();
                         pool[i].extend_from_slice(s.body());
                     }
                 }

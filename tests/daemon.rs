@@ -413,3 +413,40 @@ fn scrape_timeout_header_bounds_the_round() {
     );
     assert_eq!(r.status, 200);
 }
+
+#[test]
+fn stale_keep_alive_connections_are_retried() {
+    // The fake shim answers with Content-Length and no `Connection: close`,
+    // then closes: the monitor parks the connection, finds it stale on the
+    // next round and must retry on a fresh one, transparently.
+    let root = tmpdir("ka");
+    let _shim = FakeShim::start(&root.join("sb1"), b"# TYPE x gauge\nx 1\n");
+    let m = Monitor::start(&root.display().to_string(), &[]);
+    for _ in 0..4 {
+        let e = metrics(&m.get("/metrics"));
+        assert_eq!(up(&e), vec![("sb1".to_string(), "1".to_string())]);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn keep_alive_connections_follow_sandbox_lifecycle() {
+    let mut sim = Sim::start(&["--sandboxes", "3"]);
+    let m = Monitor::start(&sim.roots_arg(), &[]);
+    metrics(&m.get("/metrics"));
+    let gone = sim.ids[0].clone();
+    sim.cmd(&format!("remove {gone}"));
+    m.wait_for("/sandboxes", 5, |r| !r.text().contains(&gone));
+    let e = metrics(&m.get("/metrics"));
+    assert_eq!(up(&e).len(), 2);
+    assert!(up(&e).iter().all(|(_, v)| v == "1"));
+    // Fault injected after connections were kept: the next round sees it.
+    let id = sim.ids[1].clone();
+    sim.fault(&id, "http500");
+    let e = metrics(&m.get("/metrics"));
+    assert!(up(&e).contains(&(id.clone(), "0".to_string())));
+    sim.fault(&id, "ok");
+    let e = metrics(&m.get("/metrics"));
+    assert!(up(&e).iter().all(|(_, v)| v == "1"));
+}

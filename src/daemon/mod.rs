@@ -59,7 +59,12 @@ pub enum Purpose {
     Scrape { round: u64, slot: usize },
     /// Streamed to a client connection.
     Proxy(proxy::Proxy),
+    /// Kept open between rounds (HTTP keep-alive) for the next fetch.
+    Idle,
 }
+
+/// An idle connection needs no deadline; this stands for "never".
+pub const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
 pub struct Daemon {
     pub cfg: Config,
@@ -70,6 +75,8 @@ pub struct Daemon {
     pub reg: Registry,
     conns: Slab<Conn>,
     shims: Slab<Shim>,
+    /// Idle keep-alive shim connections by sandbox id.
+    idle: std::collections::HashMap<String, Key>,
     round: Option<Round>,
     last: Option<Rc<Snapshot>>,
     pub stats: Stats,
@@ -79,6 +86,10 @@ pub struct Daemon {
     spare_expo: Option<Exposition>,
     /// Connections to remove after the current batch.
     closing: Vec<Key>,
+    /// Connections whose next request is read once the current event is
+    /// handled (never from inside a response, so a finished answer cannot
+    /// start a round while another round's answers are being handed out).
+    next_request: Vec<Key>,
     /// Shim connections to remove after the current batch.
     finished_shims: Vec<Key>,
     seed: u64,
@@ -128,6 +139,7 @@ impl Daemon {
             reg,
             conns: Slab::default(),
             shims: Slab::default(),
+            idle: std::collections::HashMap::new(),
             round: None,
             last: None,
             stats: Stats::default(),
@@ -136,6 +148,7 @@ impl Daemon {
             buf_pool: Vec::new(),
             spare_expo: None,
             closing: Vec::new(),
+            next_request: Vec::new(),
             finished_shims: Vec::new(),
             seed,
             started: now,
@@ -192,11 +205,22 @@ impl Daemon {
                     Some(Kind::Shim(key)) => self.shim_event(key, now),
                     Some(Kind::Cri) | None => {}
                 }
+                self.run_deferred(now);
             }
             self.on_timers(Instant::now());
+            self.run_deferred(Instant::now());
             self.reap();
         }
         Ok(())
+    }
+
+    /// Read the next requests of connections whose response just ended.
+    fn run_deferred(&mut self, now: Instant) {
+        while let Some(key) = self.next_request.pop() {
+            if !self.closing.contains(&key) {
+                self.read_requests(key, now);
+            }
+        }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -225,6 +249,9 @@ impl Daemon {
         }
         for id in &ch.removed {
             log::info!(sandbox:% = id; "sandbox removed");
+            if let Some(k) = self.idle.remove(id) {
+                self.finish_shim(k);
+            }
         }
     }
 
@@ -404,8 +431,10 @@ impl Daemon {
         c.state = State::Reading;
         c.out.release();
         c.deadline = now + self.cfg.idle_timeout;
-        // The next request may already be buffered or waiting in the socket.
-        self.read_requests(key, now);
+        // The next request may already be buffered or waiting in the socket
+        // (edge-triggered: no new event will say so). Read it after the
+        // current event, not from inside this response.
+        self.next_request.push(key);
     }
 
     /// Give back what a finished or abandoned body holds.
@@ -425,7 +454,8 @@ impl Daemon {
         }
     }
 
-    /// Mark a connection for removal after this batch.
+    /// Mark a connection for removal after this batch. It is not read,
+    /// written or answered any more.
     pub(crate) fn close(&mut self, key: Key) {
         if let Some(c) = self.conns.get_mut(key)
             && c.state != State::Reading
@@ -459,6 +489,9 @@ impl Daemon {
         for key in std::mem::take(&mut self.finished_shims) {
             if let Some(mut s) = self.shims.remove(key) {
                 let _ = self.poll.registry().deregister(&mut s.conn.sock);
+                if self.idle.get(&s.id) == Some(&key) {
+                    self.idle.remove(&s.id);
+                }
                 if let Purpose::Proxy(p) = &s.purpose {
                     // The client may still be waiting on this shim.
                     let client = p.client;
@@ -470,9 +503,7 @@ impl Daemon {
                     }
                 }
                 let buf = s.conn.take_buf();
-                if buf.capacity() > 0 && self.buf_pool.len() < 256 {
-                    self.buf_pool.push(buf);
-                }
+                self.put_buf(buf);
             }
         }
         // Closing clients above may have queued more.
@@ -554,6 +585,13 @@ impl Daemon {
         match s.purpose {
             Purpose::Scrape { .. } => self.scrape_progress(key, now),
             Purpose::Proxy(_) => self.proxy_progress(key, now),
+            Purpose::Idle => {
+                let s = self.shims.get_mut(key).expect("checked above");
+                if !s.conn.idle_ok() {
+                    // The shim closed its side (or spoke out of turn).
+                    self.finish_shim(key);
+                }
+            }
         }
     }
 
@@ -564,16 +602,44 @@ impl Daemon {
         match s.purpose {
             Purpose::Scrape { .. } => self.scrape_failed(key, why, now),
             Purpose::Proxy(_) => self.proxy_failed(key, why, now),
+            Purpose::Idle => self.finish_shim(key),
         }
     }
 
-    /// A buffer for a shim response (recycled when possible).
+    /// A buffer for a shim response (recycled when possible): the smallest
+    /// pooled one that is big enough, else the biggest (it will grow).
+    /// Pooled buffers keep their length (initialised, stale contents).
     pub(crate) fn take_buf(&mut self, hint: usize) -> Vec<u8> {
-        // Prefer a buffer that is already big enough.
-        match self.buf_pool.iter().position(|b| b.len() >= hint) {
-            Some(i) => self.buf_pool.swap_remove(i),
-            None => self.buf_pool.pop().unwrap_or_default(),
+        let fit = self
+            .buf_pool
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.len() >= hint)
+            .min_by_key(|(_, b)| b.len())
+            .map(|(i, _)| i);
+        let i = fit.or_else(|| (0..self.buf_pool.len()).max_by_key(|&i| self.buf_pool[i].len()));
+        let mut buf = i.map(|i| self.buf_pool.swap_remove(i)).unwrap_or_default();
+        if buf.len() > hint + hint / 2 + shim::STREAM_BUF {
+            // Far too big (first-round doubling, or a body that shrank):
+            // give the memory back rather than pin it in the pool.
+            buf.truncate(hint);
+            buf.shrink_to_fit();
         }
+        buf
+    }
+
+    /// Return a buffer to the pool. Empty ones are dropped, and so are very
+    /// large ones (one huge body must not pin memory forever); the pool is
+    /// bounded by the number of sandboxes.
+    pub(crate) fn put_buf(&mut self, buf: Vec<u8>) {
+        const MAX_POOLED: usize = 4 << 20;
+        if buf.capacity() == 0
+            || buf.len() > MAX_POOLED
+            || self.buf_pool.len() >= self.reg.len() + 8
+        {
+            return;
+        }
+        self.buf_pool.push(buf);
     }
 
     pub(crate) fn gzip_pump(&mut self) -> Option<GzipPump> {

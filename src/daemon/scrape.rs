@@ -145,10 +145,19 @@ impl Daemon {
         if let Some(last) = self.last.take() {
             match Rc::try_unwrap(last) {
                 Ok(mut snap) => {
-                    snap.expo.take_buffers(&mut self.buf_pool);
+                    let mut bufs = Vec::new();
+                    snap.expo.take_buffers(&mut bufs);
+                    for b in bufs {
+                        self.put_buf(b);
+                    }
                     expo = Some(snap.expo);
                 }
-                Err(still_shared) => drop(still_shared),
+                Err(still_shared) => {
+                    // A response still streams from it: this round gets
+                    // new buffers (memory for two snapshots, briefly).
+                    log::debug!(refs = Rc::strong_count(&still_shared); "previous snapshot still in use");
+                    drop(still_shared)
+                }
             }
         }
         let mut expo = expo.unwrap_or_else(|| Exposition::new(self.seed));
@@ -170,38 +179,11 @@ impl Daemon {
             waiters: Vec::new(),
         };
         for (slot, (id, labels, hint)) in sandboxes.into_iter().enumerate() {
-            let buf = self.take_buf(hint);
-            let conn = match self.reg.socket_path(&id) {
-                Some(path) => ShimConn::connect(
-                    &path,
-                    "/metrics",
-                    false,
-                    self.cfg.max_shim_body,
-                    buf,
-                    hint,
-                    now,
-                    deadline,
-                ),
-                None => Err("no_socket"),
-            };
             let mut error = None;
-            match conn {
-                Ok(conn) => {
-                    let shim = Shim {
-                        conn,
-                        id: id.clone(),
-                        purpose: Purpose::Scrape {
-                            round: round.seq,
-                            slot,
-                        },
-                    };
-                    match self.register_shim(shim) {
-                        Ok(key) => {
-                            round.shims[slot] = Some(key);
-                            round.pending += 1;
-                        }
-                        Err(_) => error = Some("register_failed"),
-                    }
+            match self.open_scrape(&id, round.seq, slot, hint, deadline, now) {
+                Ok(key) => {
+                    round.shims[slot] = Some(key);
+                    round.pending += 1;
                 }
                 Err(why) => {
                     log::warn!(sandbox:% = id, reason = why; "cannot reach shim");
@@ -219,6 +201,37 @@ impl Daemon {
         let keys: Vec<Key> = round.shims.iter().flatten().copied().collect();
         self.round = Some(round);
         keys
+    }
+
+    /// A shim connection for round slot `slot`: the sandbox's idle
+    /// keep-alive connection when there is one, else a new one.
+    fn open_scrape(
+        &mut self,
+        id: &str,
+        round: u64,
+        slot: usize,
+        hint: usize,
+        deadline: Instant,
+        now: Instant,
+    ) -> Result<Key, &'static str> {
+        let limit = self.cfg.max_shim_body;
+        let buf = self.take_buf(super::shim::want_len(hint, limit));
+        if let Some(key) = self.idle.remove(id)
+            && let Some(s) = self.shims.get_mut(key)
+            && matches!(s.purpose, Purpose::Idle)
+        {
+            s.conn.reuse("/metrics", limit, buf, hint, now, deadline);
+            s.purpose = Purpose::Scrape { round, slot };
+            return Ok(key);
+        }
+        let path = self.reg.socket_path(id).ok_or("no_socket")?;
+        let conn = ShimConn::connect(&path, "/metrics", false, limit, buf, hint, now, deadline)?;
+        let shim = Shim {
+            conn,
+            id: id.to_string(),
+            purpose: Purpose::Scrape { round, slot },
+        };
+        self.register_shim(shim).map_err(|_| "register_failed")
     }
 
     /// Readiness (or a kick) on a scrape connection.
@@ -281,10 +294,25 @@ impl Daemon {
         if let Some(sb) = self.reg.get_mut(&r.slots[slot].id) {
             sb.size_hint = bytes as usize;
         }
-        self.buf_pool.push(recycled);
-        self.finish_shim(key);
+        self.put_buf(recycled);
+        self.park_or_finish(key);
         if done {
             self.finish_round(now);
+        }
+    }
+
+    /// Keep a finished scrape connection for the next round if the shim
+    /// allows it and the sandbox still exists; otherwise close it.
+    fn park_or_finish(&mut self, key: Key) {
+        let Some(s) = self.shims.get_mut(key) else {
+            return;
+        };
+        if s.conn.reusable() && self.reg.get(&s.id).is_some() && !self.idle.contains_key(&s.id) {
+            s.purpose = Purpose::Idle;
+            s.conn.deadline = Instant::now() + super::NEVER;
+            self.idle.insert(s.id.clone(), key);
+        } else {
+            self.finish_shim(key);
         }
     }
 
@@ -293,6 +321,38 @@ impl Daemon {
             self.finish_shim(key);
             return;
         };
+        // A kept-alive connection the shim had closed in the meantime: try
+        // once more on a new connection (a GET is safe to repeat).
+        let s = self.shims.get_mut(key).expect("checked");
+        if s.conn.reused && s.conn.nothing_received() && why != "timeout" {
+            let id = s.id.clone();
+            let buf = s.conn.take_buf();
+            self.put_buf(buf);
+            self.finish_shim(key);
+            let r = self.round.as_ref().expect("checked");
+            let (seq, deadline) = (r.seq, r.deadline);
+            let hint = self.reg.get(&id).map_or(0, |sb| sb.size_hint);
+            match self.open_scrape(&id, seq, slot, hint, deadline, now) {
+                Ok(k) => {
+                    self.round.as_mut().expect("checked").shims[slot] = Some(k);
+                    self.scrape_progress(k, now);
+                    return;
+                }
+                Err(e) => {
+                    let r = self.round.as_mut().expect("checked");
+                    let result = &mut r.slots[slot];
+                    log::warn!(sandbox:% = result.id, reason = e; "shim scrape failed");
+                    result.error = Some(e);
+                    result.duration = now.saturating_duration_since(r.started);
+                    r.shims[slot] = None;
+                    r.pending -= 1;
+                    if r.pending == 0 {
+                        self.finish_round(now);
+                    }
+                    return;
+                }
+            }
+        }
         let started = self.shims.get(key).expect("checked").conn.started;
         let r = self.round.as_mut().expect("checked");
         let result = &mut r.slots[slot];
@@ -339,10 +399,25 @@ impl Daemon {
             finished: now,
         });
         self.stats.rounds += 1;
+        if log::log_enabled!(log::Level::Debug) {
+            let body_bytes: usize = snap.expo.sources().iter().map(|s| s.body().len()).sum();
+            let pooled: usize = self.buf_pool.iter().map(Vec::capacity).sum();
+            log::debug!(
+                sandboxes = snap.slots.len(),
+                failed = failed,
+                body_bytes = body_bytes,
+                pooled_buffers = self.buf_pool.len(),
+                pooled_bytes = pooled,
+                held_bytes = snap.expo.held_bytes(),
+                took_ms = now.saturating_duration_since(snap.started).as_millis() as u64;
+                "fetch round done"
+            );
+        }
         self.last = Some(snap.clone());
         for key in r.waiters {
             self.respond_metrics(key, &snap, now);
         }
+        debug_assert!(self.round.is_none(), "no round may start while answering");
     }
 
     /// Start streaming a `/metrics` answer from `snap`.

@@ -15,6 +15,26 @@ use std::time::Instant;
 /// Buffer for streamed responses and the first read of collected ones.
 pub const STREAM_BUF: usize = 64 * 1024;
 
+/// Buffer length for a collected body expected to be `hint` bytes: room for
+/// the head, chunk lines and some growth, so most bodies are read without
+/// growing. (Written with max/min: `clamp` panics for a cap under
+/// `STREAM_BUF`.)
+pub fn want_len(hint: usize, limit: u64) -> usize {
+    // Rounded up to 8 KiB so bodies that creep by a few bytes per scrape
+    // (counters getting longer) do not reallocate their buffer each time.
+    let want = (hint + hint / 16 + 4096).div_ceil(8192) * 8192;
+    want.max(STREAM_BUF).min(limit as usize + client::MAX_HEAD)
+}
+
+/// Make `buf` at least `len` long without `Vec`'s doubling (these buffers
+/// are pooled and held per sandbox: slack is resident memory).
+fn size_exact(buf: &mut Vec<u8>, len: usize) {
+    if buf.len() < len {
+        buf.reserve_exact(len - buf.len());
+        buf.resize(len, 0);
+    }
+}
+
 /// What the owner should look at after [`ShimConn::drive`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -57,6 +77,8 @@ pub struct ShimConn {
     /// Stream mode: bytes of `buf[body_start..dec]` already handed out.
     taken: usize,
     head_reported: bool,
+    /// This connection served an earlier request (it may have gone stale).
+    pub reused: bool,
 }
 
 impl ShimConn {
@@ -83,25 +105,20 @@ impl ShimConn {
             }
             _ => "connect_failed",
         })?;
-        // Room for the head and the expected body, so most bodies are read
-        // without growing (a chunked body also needs its chunk lines).
         let want = if stream {
             STREAM_BUF
         } else {
-            // (`clamp` would panic for a cap below STREAM_BUF.)
-            (hint + hint / 8 + 4096)
-                .max(STREAM_BUF)
-                .min(limit as usize + client::MAX_HEAD)
+            want_len(hint, limit)
         };
-        if buf.len() < want {
-            buf.resize(want, 0);
-        }
+        size_exact(&mut buf, want);
         Ok(ShimConn {
             sock,
             started: now,
             deadline,
             state: State::Sending,
-            req: client::request(target),
+            // Collected fetches (scrapes) keep the connection for the next
+            // round; streamed ones are one-off.
+            req: client::request(target, !stream),
             sent: 0,
             stream,
             limit,
@@ -114,7 +131,60 @@ impl ShimConn {
             raw: 0,
             taken: 0,
             head_reported: false,
+            reused: false,
         })
+    }
+
+    /// Can this connection carry another request? (The response was complete,
+    /// the shim keeps the connection, and nothing followed the body.)
+    pub fn reusable(&self) -> bool {
+        self.state == State::Finished
+            && self.decoder.as_ref().is_some_and(Decoder::is_done)
+            && self.head.as_ref().is_some_and(|h| h.keep_alive)
+            && self.raw == self.filled
+    }
+
+    /// Send a new collected request on this (reusable) connection.
+    pub fn reuse(
+        &mut self,
+        target: &str,
+        limit: u64,
+        mut buf: Vec<u8>,
+        hint: usize,
+        now: Instant,
+        deadline: Instant,
+    ) {
+        size_exact(&mut buf, want_len(hint, limit));
+        self.started = now;
+        self.deadline = deadline;
+        self.state = State::Sending;
+        self.req = client::request(target, true);
+        self.sent = 0;
+        self.stream = false;
+        self.limit = limit;
+        self.buf = buf;
+        self.filled = 0;
+        self.head = None;
+        self.decoder = None;
+        self.body_start = 0;
+        self.dec = 0;
+        self.raw = 0;
+        self.taken = 0;
+        self.head_reported = false;
+        self.reused = true;
+    }
+
+    /// Nothing of a response has arrived yet (a failure now on a reused
+    /// connection means it was stale: retrying is safe).
+    pub fn nothing_received(&self) -> bool {
+        self.filled == 0 && self.head.is_none()
+    }
+
+    /// An idle connection became readable: true if it is still usable
+    /// (a spurious wakeup), false if the shim closed it or sent bytes.
+    pub fn idle_ok(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.sock.read(&mut b), Err(e) if e.kind() == ErrorKind::WouldBlock)
     }
 
     pub fn head(&self) -> Option<&Head> {
@@ -245,7 +315,7 @@ impl ShimConn {
                         && n + len as usize > self.buf.len()
                     {
                         // Exact size known: grow once.
-                        self.buf.resize(n + len as usize, 0);
+                        size_exact(&mut self.buf, n + len as usize);
                     }
                     self.body_start = n;
                     self.dec = n;
@@ -286,7 +356,7 @@ impl ShimConn {
             return false;
         }
         let new = (self.buf.len() * 2).max(STREAM_BUF).min(max);
-        self.buf.resize(new, 0);
+        size_exact(&mut self.buf, new);
         true
     }
 }

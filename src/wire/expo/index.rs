@@ -142,6 +142,14 @@ struct Cache {
 }
 
 impl BodyIndex {
+    /// Capacity of the index's vectors, in bytes.
+    pub fn held_bytes(&self) -> usize {
+        self.fams.capacity() * std::mem::size_of::<Family>()
+            + self.runs.capacity() * std::mem::size_of::<Run>()
+            + self.ins.capacity() * 4
+            + self.order.capacity() * 4
+    }
+
     pub fn clear(&mut self) {
         self.fams.clear();
         self.runs.clear();

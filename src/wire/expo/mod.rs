@@ -95,8 +95,8 @@ impl Exposition {
         self.spare.append(&mut self.sources);
     }
 
-    /// Index `body` and add it. Returns a recycled buffer (empty, possibly with
-    /// capacity) the caller can read the next body into.
+    /// Index `body` and add it. Returns a recycled buffer (stale contents,
+    /// possibly empty) the caller can read the next body into.
     pub fn add(&mut self, id: &str, labels: Labels, body: Vec<u8>) -> Vec<u8> {
         let n = body.len();
         self.add_range(id, labels, body, 0..n)
@@ -112,7 +112,7 @@ impl Exposition {
         range: std::ops::Range<usize>,
     ) -> Vec<u8> {
         let range = range.start.min(buf.len())..range.end.min(buf.len());
-        let (mut index, mut old_buf, mut old_id) = match self.spare.pop() {
+        let (mut index, old_buf, mut old_id) = match self.spare.pop() {
             Some(s) => (s.index, s.buf, s.id),
             None => (BodyIndex::default(), Vec::new(), String::new()),
         };
@@ -132,17 +132,18 @@ impl Exposition {
             range,
             index,
         });
-        old_buf.clear();
         old_buf
     }
 
-    /// Take every buffer back (for reuse), leaving the exposition empty.
+    /// Take every body buffer back (stale contents, for reuse), leaving the
+    /// exposition empty.
     pub fn take_buffers(&mut self, out: &mut Vec<Vec<u8>>) {
         self.clear();
         for s in &mut self.spare {
-            let mut b = std::mem::take(&mut s.buf);
-            b.clear();
-            out.push(b);
+            let b = std::mem::take(&mut s.buf);
+            if b.capacity() > 0 {
+                out.push(b);
+            }
         }
     }
 
@@ -150,6 +151,16 @@ impl Exposition {
     pub fn finish(&mut self) {
         self.sources.sort_by(|a, b| a.id.cmp(&b.id));
         self.plan.build(&self.sources, self.seed);
+    }
+
+    /// Memory held: body buffers' capacity and index entries (for the
+    /// monitor's debug log; not exact, but tracks growth).
+    pub fn held_bytes(&self) -> usize {
+        self.sources
+            .iter()
+            .chain(&self.spare)
+            .map(|s| s.buf.capacity() + s.index.held_bytes())
+            .sum()
     }
 
     pub fn sources(&self) -> &[Source] {

@@ -10,9 +10,15 @@
 pub const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 32;
 
-/// `GET <target>` for a shim, one request per connection (as upstream does).
-pub fn request(target: &str) -> Vec<u8> {
-    format!("GET {target} HTTP/1.1\r\nHost: shim\r\nUser-Agent: kata-monitor\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n")
+/// `GET <target>` for a shim. `keep_alive`: ask to keep the connection for
+/// the next request (scrapes); otherwise one request per connection.
+pub fn request(target: &str, keep_alive: bool) -> Vec<u8> {
+    let conn = if keep_alive {
+        ""
+    } else {
+        "Connection: close\r\n"
+    };
+    format!("GET {target} HTTP/1.1\r\nHost: shim\r\nUser-Agent: kata-monitor\r\nAccept-Encoding: identity\r\n{conn}\r\n")
         .into_bytes()
 }
 
@@ -30,6 +36,8 @@ pub struct Head {
     pub framing: BodyFraming,
     pub content_type: Option<String>,
     pub content_disposition: Option<String>,
+    /// The server keeps the connection open after this response.
+    pub keep_alive: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +86,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, Error> {
         framing: BodyFraming::Close,
         content_type: None,
         content_disposition: None,
+        keep_alive: resp.version == Some(1),
     };
     let mut length: Option<u64> = None;
     let mut chunked = false;
@@ -100,6 +109,10 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, Error> {
             head.content_type = Some(v.to_string());
         } else if h.name.eq_ignore_ascii_case("content-disposition") {
             head.content_disposition = Some(v.to_string());
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            if v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")) {
+                head.keep_alive = false;
+            }
         } else if h.name.eq_ignore_ascii_case("content-encoding")
             && !v.trim().eq_ignore_ascii_case("identity")
         {
@@ -115,6 +128,9 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, Error> {
     } else {
         BodyFraming::Close
     };
+    if head.framing == BodyFraming::Close {
+        head.keep_alive = false;
+    }
     Ok(Some((head, n)))
 }
 
