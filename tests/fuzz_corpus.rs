@@ -24,3 +24,13 @@ fn replay(target: &str, run: fn(&[u8])) {
 fn engine_corpus() {
     replay("engine", common::fuzz::engine);
 }
+
+#[test]
+fn http_request_corpus() {
+    replay("http_request", common::fuzz::http_request);
+}
+
+#[test]
+fn shim_response_corpus() {
+    replay("shim_response", common::fuzz::shim_response);
+}

@@ -33,3 +33,65 @@ pub fn engine(data: &[u8]) {
         "gzip round trip differs"
     );
 }
+
+/// A client's request head: never panics; a complete head's length is
+/// within the input and the limit.
+pub fn http_request(data: &[u8]) {
+    use kata_monitor::wire::http::request::{self, MAX_HEAD};
+    match request::parse(data) {
+        Ok(Some((req, n))) => {
+            assert!(n <= data.len() && n <= MAX_HEAD);
+            let _ = request::query_values(&req.query, "filter_family").count();
+            let _ = request::query_value(&req.query, "sandbox");
+            assert!(!req.target.contains(['\r', '\n', ' ']));
+        }
+        Ok(None) => assert!(data.len() <= MAX_HEAD),
+        Err(_) => {}
+    }
+}
+
+/// A shim's response fed in pieces (sizes from the first byte), decoded in
+/// place: never panics, positions stay ordered, the body cap holds.
+pub fn shim_response(data: &[u8]) {
+    use kata_monitor::wire::http::client::{Decoder, parse_head};
+    let Some((&cfg, wire)) = data.split_first() else {
+        return;
+    };
+    let step = usize::from(cfg % 61) + 1;
+    let limit = 512 + u64::from(cfg) * 7;
+    let mut buf = wire.to_vec();
+    let mut state: Option<Decoder> = None;
+    let (mut dec, mut raw) = (0, 0);
+    let mut filled = 0;
+    while filled < wire.len() {
+        filled = (filled + step).min(wire.len());
+        if state.is_none() {
+            match parse_head(&buf[..filled]) {
+                Ok(Some((h, n))) => match Decoder::new(h.framing, limit) {
+                    Ok(d) => {
+                        dec = n;
+                        raw = n;
+                        state = Some(d);
+                    }
+                    Err(_) => return,
+                },
+                Ok(None) => continue,
+                Err(_) => return,
+            }
+        }
+        let d = state.as_mut().expect("set above");
+        match d.decode(&mut buf, &mut dec, &mut raw, filled) {
+            Ok(done) => {
+                assert!(dec <= raw && raw <= filled);
+                assert!(d.total() <= limit);
+                if done {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+    if let Some(mut d) = state {
+        let _ = d.eof();
+    }
+}

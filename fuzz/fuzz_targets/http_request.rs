@@ -1,0 +1,9 @@
+//! Request heads from untrusted clients.
+#![no_main]
+#[path = "../../tests/common"]
+mod common {
+    pub mod expo_check;
+    pub mod fuzz;
+    pub mod oracle;
+}
+libfuzzer_sys::fuzz_target!(|data: &[u8]| common::fuzz::http_request(data));

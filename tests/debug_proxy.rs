@@ -1,0 +1,237 @@
+//! The /debug proxies: headers as upstream, streaming in both directions
+//! with backpressure, failures mapped to 502/504 or a closed connection, and
+//! the loop serving everything else meanwhile.
+
+mod common;
+
+use common::node::{Client, Monitor, Sim};
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn endpoints_headers_and_links() {
+    let sim = Sim::start(&["--sandboxes", "2"]);
+    let m = Monitor::start(&sim.roots_arg(), &[]);
+    let id = &sim.ids[0];
+    let get = |p: &str| {
+        m.get(&format!(
+            "{p}{}sandbox={id}",
+            if p.contains('?') { "&" } else { "?" }
+        ))
+    };
+
+    let r = get("/debug/vars");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert!(r.text().contains("memstats"));
+
+    let r = get("/debug/pprof/cmdline");
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains(&0), "NUL-separated argv");
+
+    let r = get("/debug/pprof/symbol");
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(r.text(), "num_symbols: 1\n");
+
+    let r = get("/debug/pprof/heap");
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"heap\"")
+    );
+    let r = get("/debug/pprof/goroutine?debug=2");
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(r.text().contains("goroutine"));
+
+    // The index page's links carry the sandbox, with either quote style.
+    for p in ["/debug/pprof/", "/debug/pprof"] {
+        let r = get(p);
+        assert_eq!(r.status, 200);
+        assert!(r.header("content-type").unwrap().starts_with("text/html"));
+        let page = r.text();
+        assert!(
+            page.contains(&format!("href='allocs?sandbox={id}&debug=1'")),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!("href=\"heap?sandbox={id}&debug=1\"")),
+            "{page}"
+        );
+        assert!(page.contains(&format!("goroutine?sandbox={id}&debug=2")));
+    }
+    // Unknown sub-page: the shim's own answer.
+    assert_eq!(get("/debug/pprof/nope").status, 404);
+    // Missing and unknown sandboxes.
+    assert_eq!(m.get("/debug/vars").status, 400);
+    assert_eq!(m.get("/debug/pprof/heap?sandbox=").status, 400);
+    assert_eq!(m.get("/debug/vars?sandbox=../../x").status, 404);
+}
+
+#[test]
+fn debug_proxy_can_be_disabled() {
+    let sim = Sim::start(&["--sandboxes", "1"]);
+    let m = Monitor::start(&sim.roots_arg(), &["-enable-debug-proxy=false"]);
+    let r = m.get(&format!("/debug/vars?sandbox={}", sim.ids[0]));
+    assert_eq!(r.status, 404);
+    assert!(!m.get("/").text().contains("/debug/"));
+}
+
+#[test]
+fn long_profile_does_not_delay_scrapes() {
+    let sim = Sim::start(&["--sandboxes", "10"]);
+    let m = Monitor::start(&sim.roots_arg(), &[]);
+    let id = sim.ids[0].clone();
+    let addr = m.addr;
+    // Baseline scrape latency.
+    let t = Instant::now();
+    m.get("/metrics");
+    let base = t.elapsed();
+    let profile = std::thread::spawn(move || {
+        let t = Instant::now();
+        let r = common::node::http(
+            addr,
+            "GET",
+            &format!("/debug/pprof/profile?seconds=3&sandbox={id}"),
+            &[],
+        );
+        (r, t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let mut worst = Duration::ZERO;
+    let until = Instant::now() + Duration::from_millis(2500);
+    let mut n = 0;
+    while Instant::now() < until {
+        let t = Instant::now();
+        let r = m.get("/metrics");
+        assert_eq!(r.status, 200);
+        worst = worst.max(t.elapsed());
+        n += 1;
+    }
+    let (r, took) = profile.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert!(took >= Duration::from_millis(2900), "profile took {took:?}");
+    assert!(r.body.len() > 60_000);
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"profile\"")
+    );
+    assert!(n >= 5, "only {n} scrapes during the profile");
+    assert!(
+        worst < base * 5 + Duration::from_millis(200),
+        "scrapes slowed down during a profile: worst {worst:?}, baseline {base:?}"
+    );
+}
+
+#[test]
+fn trace_streams_progressively_with_backpressure() {
+    let sim = Sim::start(&["--sandboxes", "2"]);
+    let m = Monitor::start(&sim.roots_arg(), &[]);
+    let id = sim.ids[0].clone();
+    // Streams: the first bytes arrive long before the trace ends.
+    let mut c = Client::connect(m.addr);
+    let t = Instant::now();
+    c.send(
+        format!("GET /debug/pprof/trace?seconds=2&sandbox={id} HTTP/1.1\r\nHost: t\r\n\r\n")
+            .as_bytes(),
+    );
+    let mut first = [0u8; 512];
+    let n = c.sock.read(&mut first).unwrap();
+    assert!(n > 0);
+    assert!(
+        t.elapsed() < Duration::from_millis(800),
+        "head only after {:?}",
+        t.elapsed()
+    );
+    let head = String::from_utf8_lossy(&first[..n]).to_string();
+    assert!(
+        head.contains("Content-Type: application/octet-stream"),
+        "{head}"
+    );
+    assert!(head.contains("Content-Disposition: attachment; filename=\"trace\""));
+    c.pending.extend_from_slice(&first[..n]);
+    let r = c.response().expect("complete trace");
+    assert!(t.elapsed() >= Duration::from_millis(1900));
+    assert!(r.body.len() > 1_000_000, "{} bytes", r.body.len());
+    // The connection is kept alive after a complete stream.
+    c.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(c.response().unwrap().text().starts_with("ok"));
+
+    // A client that does not read: the monitor stops reading the shim
+    // instead of buffering the trace; its memory stays flat.
+    let pid = m.child.id();
+    let before = rss_kb(pid);
+    let mut stalled = Client::connect(m.addr);
+    stalled.send(
+        format!("GET /debug/pprof/trace?seconds=3&sandbox={id} HTTP/1.1\r\nHost: t\r\n\r\n")
+            .as_bytes(),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = rss_kb(pid);
+    assert!(
+        during < before + 2048,
+        "RSS grew from {before} to {during} kB"
+    );
+    // Everything else is still served.
+    assert_eq!(m.get("/metrics").status, 200);
+    drop(stalled);
+}
+
+#[test]
+fn shim_failures_are_502_504_or_a_closed_stream() {
+    let mut sim = Sim::start(&[
+        "--sandboxes",
+        "3",
+        "--fault",
+        "1=refuse",
+        "--fault",
+        "2=hang",
+    ]);
+    let m = Monitor::start(&sim.roots_arg(), &["--shim-timeout", "1s"]);
+    let r = m.get(&format!("/debug/vars?sandbox={}", sim.ids[1]));
+    assert_eq!(r.status, 502);
+    assert!(r.text().contains("not reachable"), "{}", r.text());
+    let t = Instant::now();
+    let r = m.get(&format!("/debug/pprof/heap?sandbox={}", sim.ids[2]));
+    assert_eq!(r.status, 504);
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        m.get(&format!("/agent-url?sandbox={}", sim.ids[2])).status,
+        504
+    );
+
+    // The shim dies mid-stream: the client's connection is closed (the
+    // chunked body never completes), and the monitor carries on.
+    let id = sim.ids[0].clone();
+    let mut c = Client::connect(m.addr);
+    c.send(
+        format!("GET /debug/pprof/trace?seconds=3&sandbox={id} HTTP/1.1\r\nHost: t\r\n\r\n")
+            .as_bytes(),
+    );
+    let mut first = [0u8; 256];
+    let n = c.sock.read(&mut first).unwrap();
+    assert!(n > 0);
+    c.pending.extend_from_slice(&first[..n]);
+    std::thread::sleep(Duration::from_millis(300));
+    sim.cmd(&format!("remove {id}"));
+    let t = Instant::now();
+    assert!(
+        c.response().is_none(),
+        "a broken stream must not look complete"
+    );
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert_eq!(m.get("/healthz").status, 200);
+}
