@@ -450,3 +450,16 @@ fn keep_alive_connections_follow_sandbox_lifecycle() {
     let e = metrics(&m.get("/metrics"));
     assert!(up(&e).iter().all(|(_, v)| v == "1"));
 }
+
+/// Connections the monitor has finished with must not count against the
+/// cap, even before the end of the event batch that closed them (a client
+/// that reads its answer and reconnects at once can be accepted in the
+/// same batch).
+#[test]
+fn finished_connections_free_their_slot_at_once() {
+    let sim = Sim::start(&["--sandboxes", "1"]);
+    let m = Monitor::start(&sim.roots_arg(), &["--max-connections", "1"]);
+    for i in 0..200 {
+        assert_eq!(m.get("/healthz").status, 200, "request {i}");
+    }
+}

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod conn;
+pub mod cri;
 pub mod logger;
 pub mod procfs;
 pub mod proxy;
@@ -73,6 +74,7 @@ pub struct Daemon {
     signals: signals::Signals,
     watcher: watch::Watcher,
     pub reg: Registry,
+    pub cri: cri::Cri,
     conns: Slab<Conn>,
     shims: Slab<Shim>,
     /// Idle keep-alive shim connections by sandbox id.
@@ -130,6 +132,7 @@ impl Daemon {
             std::collections::hash_map::RandomState::new().hash_one(now)
         };
         let reg = Registry::new(cfg.sandbox_dirs.clone());
+        let cri = cri::Cri::new(cfg.runtime_endpoint.clone(), now);
         let mut d = Daemon {
             cfg,
             poll,
@@ -137,6 +140,7 @@ impl Daemon {
             signals,
             watcher,
             reg,
+            cri,
             conns: Slab::default(),
             shims: Slab::default(),
             idle: std::collections::HashMap::new(),
@@ -160,6 +164,7 @@ impl Daemon {
         };
         let ch = d.watcher.poll_missing(&mut d.reg, now);
         d.on_changes(ch);
+        d.cri_timer(now);
         if let Ok(addr) = d.listener.local_addr() {
             log::info!(addr:% = addr, sandboxes = d.reg.len(); "listening");
         }
@@ -203,7 +208,12 @@ impl Daemon {
                         self.conn_event(key, closed, now);
                     }
                     Some(Kind::Shim(key)) => self.shim_event(key, now),
-                    Some(Kind::Cri) | None => {}
+                    Some(Kind::Cri) => {
+                        if let Some(listing) = self.cri.on_event(now) {
+                            self.apply_listing(listing);
+                        }
+                    }
+                    None => {}
                 }
                 self.run_deferred(now);
             }
@@ -240,17 +250,44 @@ impl Daemon {
         if !self.trimmed {
             d = d.min(self.last_scrape + TRIM_AFTER);
         }
+        if let Some(t) = self.cri.next_deadline() {
+            d = d.min(t);
+        }
         Some(d)
     }
 
     fn on_changes(&mut self, ch: watch::Changes) {
+        let now = Instant::now();
         for id in &ch.added {
             log::info!(sandbox:% = id; "sandbox added");
+            self.cri.policy.added(id, now);
         }
         for id in &ch.removed {
             log::info!(sandbox:% = id; "sandbox removed");
+            self.cri.policy.removed(id);
             if let Some(k) = self.idle.remove(id) {
                 self.finish_shim(k);
+            }
+        }
+    }
+
+    /// CRI timers (reconnects, deadlines, due calls).
+    fn cri_timer(&mut self, now: Instant) {
+        if let Some(listing) = self.cri.on_timer(self.poll.registry(), now) {
+            self.apply_listing(listing);
+        }
+    }
+
+    /// Pod metadata from the runtime, for the sandboxes we list.
+    fn apply_listing(&mut self, listing: cri::Listing) {
+        for (id, m) in listing {
+            let meta = registry::PodMeta {
+                uid: m.uid,
+                name: m.name,
+                namespace: m.namespace,
+            };
+            if self.reg.set_meta(&id, Some(meta)) {
+                log::debug!(sandbox:% = id; "pod metadata from the CRI runtime");
             }
         }
     }
@@ -263,7 +300,10 @@ impl Daemon {
         loop {
             match self.listener.accept() {
                 Ok((mut sock, _peer)) => {
-                    if self.conns.len() >= self.cfg.max_connections {
+                    // Connections closed during this batch (possibly served
+                    // inline by this very loop) no longer count.
+                    let live = self.conns.len() - self.closing.len();
+                    if live >= self.cfg.max_connections {
                         // Best effort: the socket buffer takes this at once.
                         let _ = io::Write::write(
                             &mut sock,
@@ -457,12 +497,11 @@ impl Daemon {
     /// Mark a connection for removal after this batch. It is not read,
     /// written or answered any more.
     pub(crate) fn close(&mut self, key: Key) {
-        if let Some(c) = self.conns.get_mut(key)
-            && c.state != State::Reading
-        {
-            // Whatever it was waiting for must not write to it any more.
-            c.state = State::Reading;
-        }
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        // Whatever it was waiting for must not write to it any more.
+        c.state = State::Reading;
         if !self.closing.contains(&key) {
             self.closing.push(key);
         }
@@ -515,6 +554,7 @@ impl Daemon {
     fn on_timers(&mut self, now: Instant) {
         let ch = self.watcher.on_timer(&mut self.reg, now);
         self.on_changes(ch);
+        self.cri_timer(now);
         if self.round.as_ref().is_some_and(|r| now >= r.deadline) {
             self.finish_round(now);
         }

@@ -119,6 +119,55 @@ pub fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
         w.family(name, help, kind).sample(name, &[], b"", v);
     }
 
+    let cri = &d.cri;
+    let n = "kata_monitor_cri_requests_total";
+    w.family(
+        n,
+        "ListPodSandbox calls to the CRI runtime, by result.",
+        Kind::Counter,
+    );
+    for result in ["ok", "timeout", "connection", "bad_response", "grpc_error"] {
+        if !cri.stats.requests.contains_key(result) {
+            w.sample(n, &[("result", result)], b"", 0u64);
+        }
+    }
+    for (result, count) in &cri.stats.requests {
+        w.sample(n, &[("result", result)], b"", *count);
+    }
+    w.family(
+        "kata_monitor_cri_connected",
+        "Whether the connection to the CRI runtime is up (1) or not (0).",
+        Kind::Gauge,
+    )
+    .sample(
+        "kata_monitor_cri_connected",
+        &[],
+        b"",
+        u64::from(cri.stats.connected),
+    );
+    w.family(
+        "kata_monitor_cri_pending_sandboxes",
+        "Sandboxes still waiting for pod metadata from the CRI runtime.",
+        Kind::Gauge,
+    )
+    .sample(
+        "kata_monitor_cri_pending_sandboxes",
+        &[],
+        b"",
+        cri.policy.missing() as u64,
+    );
+    w.family(
+        "kata_monitor_cri_unknown_sandboxes",
+        "Sandboxes the CRI runtime did not know after repeated asks (served without pod labels).",
+        Kind::Gauge,
+    )
+    .sample(
+        "kata_monitor_cri_unknown_sandboxes",
+        &[],
+        b"",
+        cri.policy.given_up() as u64,
+    );
+
     // Per sandbox of the round this answer is rendered from.
     type Get = fn(&super::scrape::SlotResult) -> Value;
     let per_sandbox: [(&str, &str, Get); 3] = [

@@ -3,6 +3,8 @@
 //! Nothing in here opens a file descriptor, reads the clock, logs or blocks.
 //! Callers (the reactor) own all I/O and pass time in explicitly.
 
+pub mod cri;
 pub mod expo;
+pub mod grpc;
 pub mod gzip;
 pub mod http;

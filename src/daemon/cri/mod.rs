@@ -1,0 +1,538 @@
+//! The CRI client: pod metadata (uid, name, namespace) for the `cri_*`
+//! labels, from the runtime's `ListPodSandbox` over one long-lived HTTP/2
+//! connection (`h2`) on its unix socket, driven by the mio loop. No async
+//! runtime: the socket is a non-blocking mio stream behind tokio's
+//! `AsyncRead`/`AsyncWrite` traits (`WouldBlock` is `Pending`), futures are
+//! polled with a waker that only sets a flag, and everything is polled again
+//! while the flag is set (h2 wakes its connection task on `send_request`,
+//! `send_data`, dropped streams...). Deadlines, keepalive pings and
+//! reconnects are ours: h2 has no timers.
+//!
+//! Owns: the connection, the call in flight and the [`policy`]. Never
+//! blocks; a slow, hung or broken runtime only delays metadata, never a
+//! scrape (sandboxes without metadata are served with empty `cri_*`).
+
+pub mod policy;
+
+use crate::wire::{cri, grpc};
+use bytes::Bytes;
+use h2::client::{Connection, ResponseFuture, SendRequest};
+use h2::{Ping, PingPong, RecvStream};
+use mio::net::UnixStream;
+use policy::Policy;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+/// Time allowed for one `ListPodSandbox` call.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle time before a keepalive PING, and time allowed for its PONG.
+pub const KEEPALIVE: Duration = Duration::from_secs(30);
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for the connection preface and SETTINGS exchange.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A non-blocking unix stream as tokio I/O: `WouldBlock` becomes `Pending`
+/// (the mio loop re-polls on readiness, so no waker is registered here).
+pub struct Io(UnixStream);
+
+impl tokio::io::AsyncRead for Io {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            match self.0.read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Io {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            match self.0.write(buf) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.0.shutdown(std::net::Shutdown::Write))
+    }
+}
+
+/// A waker that records that something asked to be polled again.
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+type Handshake =
+    Pin<Box<dyn Future<Output = Result<(SendRequest<Bytes>, Connection<Io, Bytes>), h2::Error>>>>;
+
+enum Conn {
+    /// Not connected; the next attempt is due at `retry`.
+    Down {
+        retry: Instant,
+    },
+    Handshaking {
+        fut: Handshake,
+        deadline: Instant,
+    },
+    Up {
+        send: SendRequest<Bytes>,
+        conn: Box<Connection<Io, Bytes>>,
+        ping: Option<PingPong>,
+        /// A PING is out since this instant.
+        ping_sent: Option<Instant>,
+        last_activity: Instant,
+    },
+}
+
+enum Stage {
+    Head(ResponseFuture),
+    Body {
+        recv: RecvStream,
+        dec: grpc::Decoder,
+    },
+    Trailers {
+        recv: RecvStream,
+        msg: Option<Bytes>,
+    },
+}
+
+struct Call {
+    /// `None` only while a stage is being advanced.
+    stage: Option<Stage>,
+    deadline: Instant,
+}
+
+/// Pod metadata by sandbox id, from one answer.
+pub type Listing = BTreeMap<String, cri::PodSandboxMetadata>;
+
+/// Counters for the monitor's own metrics.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    /// Calls by result (`ok`, `grpc_<code>`, `bad_response`, `timeout`,
+    /// `connection`).
+    pub requests: BTreeMap<&'static str, u64>,
+    pub connected: bool,
+}
+
+pub struct Cri {
+    path: PathBuf,
+    conn: Conn,
+    call: Option<Call>,
+    pub policy: Policy,
+    pub stats: Stats,
+    flag: Arc<Flag>,
+    waker: Waker,
+}
+
+impl Cri {
+    pub fn new(path: PathBuf, now: Instant) -> Cri {
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        Cri {
+            path,
+            conn: Conn::Down { retry: now },
+            call: None,
+            policy: Policy::default(),
+            stats: Stats::default(),
+            waker: Waker::from(flag.clone()),
+            flag,
+        }
+    }
+
+    /// When [`on_timer`](Self::on_timer) must run next.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let conn = match &self.conn {
+            Conn::Down { retry } => Some(*retry),
+            Conn::Handshaking { deadline, .. } => Some(*deadline),
+            Conn::Up {
+                ping_sent,
+                last_activity,
+                ..
+            } => Some(match ping_sent {
+                Some(t) => *t + PING_TIMEOUT,
+                None => *last_activity + KEEPALIVE,
+            }),
+        };
+        let call = self.call.as_ref().map(|c| c.deadline);
+        let due = if matches!(self.conn, Conn::Up { .. }) {
+            self.policy.next_due()
+        } else {
+            None
+        };
+        [conn, call, due].into_iter().flatten().min()
+    }
+
+    /// Timers: reconnects, deadlines, pings, due calls.
+    pub fn on_timer(&mut self, registry: &mio::Registry, now: Instant) -> Option<Listing> {
+        match &mut self.conn {
+            Conn::Down { retry } if now >= *retry => self.connect(registry, now),
+            Conn::Handshaking { deadline, .. } if now >= *deadline => {
+                self.conn_lost("handshake timed out", now);
+            }
+            Conn::Up {
+                ping,
+                ping_sent,
+                last_activity,
+                ..
+            } => {
+                if let Some(t) = ping_sent {
+                    if now >= *t + PING_TIMEOUT {
+                        self.conn_lost("keepalive ping not answered", now);
+                    }
+                } else if now >= *last_activity + KEEPALIVE
+                    && self.call.is_none()
+                    && let Some(p) = ping.as_mut()
+                    && p.send_ping(Ping::opaque()).is_ok()
+                {
+                    *ping_sent = Some(now);
+                }
+            }
+            _ => {}
+        }
+        if self.call.as_ref().is_some_and(|c| now >= c.deadline) {
+            log::warn!(endpoint:% = self.path.display(); "CRI ListPodSandbox timed out");
+            self.count("timeout");
+            self.call = None;
+            self.policy.failed(now, policy::RETRY_BASE);
+            // A runtime that does not answer in 5 s: start afresh.
+            self.conn_lost("call timed out", now);
+        }
+        self.drive(now)
+    }
+
+    /// Readiness on the CRI socket.
+    pub fn on_event(&mut self, now: Instant) -> Option<Listing> {
+        self.drive(now)
+    }
+
+    fn connect(&mut self, registry: &mio::Registry, now: Instant) {
+        let mut sock = match UnixStream::connect(&self.path) {
+            Ok(s) => s,
+            Err(e) => {
+                self.conn_lost(&format!("connect: {e}"), now);
+                return;
+            }
+        };
+        let token = super::slab::token(super::slab::Kind::Cri);
+        if let Err(e) = registry.register(
+            &mut sock,
+            token,
+            mio::Interest::READABLE | mio::Interest::WRITABLE,
+        ) {
+            self.conn_lost(&format!("register: {e}"), now);
+            return;
+        }
+        let fut = h2::client::Builder::new()
+            .initial_window_size(1 << 20)
+            .max_frame_size(1 << 16)
+            .handshake::<_, Bytes>(Io(sock));
+        self.conn = Conn::Handshaking {
+            fut: Box::pin(fut),
+            deadline: now + HANDSHAKE_TIMEOUT,
+        };
+    }
+
+    fn conn_lost(&mut self, why: &str, now: Instant) {
+        if self.stats.connected || !matches!(self.conn, Conn::Down { .. }) {
+            log::warn!(endpoint:% = self.path.display(), error = why; "CRI connection lost, reconnecting");
+        }
+        if self.call.take().is_some() {
+            self.count("connection");
+            self.policy.failed(now, policy::RETRY_BASE);
+        }
+        let delay = self.policy.connection_failed();
+        self.conn = Conn::Down { retry: now + delay };
+        self.stats.connected = false;
+    }
+
+    fn count(&mut self, result: &'static str) {
+        *self.stats.requests.entry(result).or_default() += 1;
+    }
+
+    /// Poll everything until nothing asks to be polled again.
+    fn drive(&mut self, now: Instant) -> Option<Listing> {
+        let mut out = None;
+        for _ in 0..64 {
+            self.flag.0.store(false, Ordering::Relaxed);
+            let waker = self.waker.clone();
+            let mut cx = Context::from_waker(&waker);
+            self.poll_conn(&mut cx, now);
+            if let Some(l) = self.poll_call(&mut cx, now) {
+                out = Some(l);
+            }
+            self.maybe_start_call(&mut cx, now);
+            if !self.flag.0.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        out
+    }
+
+    fn poll_conn(&mut self, cx: &mut Context<'_>, now: Instant) {
+        if let Conn::Handshaking { fut, .. } = &mut self.conn {
+            match fut.as_mut().poll(cx) {
+                Poll::Pending => return,
+                Poll::Ready(Err(e)) => {
+                    self.conn_lost(&format!("handshake: {e}"), now);
+                    return;
+                }
+                Poll::Ready(Ok((send, mut conn))) => {
+                    let ping = conn.ping_pong();
+                    log::info!(endpoint:% = self.path.display(); "connected to the CRI runtime");
+                    self.policy.connected();
+                    self.stats.connected = true;
+                    self.conn = Conn::Up {
+                        send,
+                        conn: Box::new(conn),
+                        ping,
+                        ping_sent: None,
+                        last_activity: now,
+                    };
+                }
+            }
+        }
+        let Conn::Up {
+            conn,
+            ping,
+            ping_sent,
+            ..
+        } = &mut self.conn
+        else {
+            return;
+        };
+        let mut lost = None;
+        if ping_sent.is_some()
+            && let Some(p) = ping.as_mut()
+            && let Poll::Ready(r) = p.poll_pong(cx)
+        {
+            *ping_sent = None;
+            if let Err(e) = r {
+                lost = Some(format!("ping: {e}"));
+            }
+        }
+        if lost.is_none() {
+            match Pin::new(conn.as_mut()).poll(cx) {
+                Poll::Pending => {}
+                Poll::Ready(Ok(())) => lost = Some("closed by the runtime".to_string()),
+                Poll::Ready(Err(e)) => lost = Some(e.to_string()),
+            }
+        }
+        if let Some(why) = lost {
+            self.conn_lost(&why, now);
+        }
+    }
+
+    fn maybe_start_call(&mut self, cx: &mut Context<'_>, now: Instant) {
+        if self.call.is_some() {
+            return;
+        }
+        let Conn::Up {
+            send,
+            last_activity,
+            ..
+        } = &mut self.conn
+        else {
+            return;
+        };
+        if self.policy.next_due().is_none_or(|d| d > now) {
+            return;
+        }
+        match send.poll_ready(cx) {
+            Poll::Pending => return,
+            Poll::Ready(Err(e)) => {
+                let why = format!("not ready: {e}");
+                self.conn_lost(&why, now);
+                return;
+            }
+            Poll::Ready(Ok(())) => {}
+        }
+        let req = http::Request::builder()
+            .method("POST")
+            .uri(format!("http://localhost{}", cri::LIST_POD_SANDBOX))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("user-agent", "kata-monitor")
+            .body(())
+            .expect("static request");
+        match send.send_request(req, false) {
+            Ok((resp, mut stream)) => {
+                let body = grpc::frame(&cri::list_ready_request());
+                if let Err(e) = stream.send_data(body, true) {
+                    let why = format!("send: {e}");
+                    self.conn_lost(&why, now);
+                    return;
+                }
+                *last_activity = now;
+                self.policy.start_call(now);
+                self.call = Some(Call {
+                    stage: Some(Stage::Head(resp)),
+                    deadline: now + CALL_TIMEOUT,
+                });
+            }
+            Err(e) => {
+                let why = format!("send_request: {e}");
+                self.conn_lost(&why, now);
+            }
+        }
+    }
+
+    /// Advance the call; `Some` when it completed successfully.
+    fn poll_call(&mut self, cx: &mut Context<'_>, now: Instant) -> Option<Listing> {
+        loop {
+            let call = self.call.as_mut()?;
+            let Some(stage) = call.stage.take() else {
+                self.call = None;
+                return None;
+            };
+            let next = match stage {
+                Stage::Head(mut resp) => match Pin::new(&mut resp).poll(cx) {
+                    Poll::Pending => Err(Stage::Head(resp)),
+                    Poll::Ready(Err(e)) => {
+                        return self.call_failed("connection", &e.to_string(), now);
+                    }
+                    Poll::Ready(Ok(r)) => {
+                        let (parts, recv) = r.into_parts();
+                        if parts.status != http::StatusCode::OK {
+                            let why = format!("HTTP status {}", parts.status);
+                            return self.call_failed("bad_response", &why, now);
+                        }
+                        if let Some(s) = grpc::status(&parts.headers) {
+                            // Trailers-Only: the status is all there is.
+                            return self.call_status(s, None, now);
+                        }
+                        Ok(Stage::Body {
+                            recv,
+                            dec: grpc::Decoder::default(),
+                        })
+                    }
+                },
+                Stage::Body { mut recv, mut dec } => match recv.poll_data(cx) {
+                    Poll::Pending => Err(Stage::Body { recv, dec }),
+                    Poll::Ready(Some(Ok(chunk))) => {
+                        // Give the window back, or big answers stall.
+                        let _ = recv.flow_control().release_capacity(chunk.len());
+                        if let Err(e) = dec.push(&chunk) {
+                            return self.call_failed("bad_response", &e.to_string(), now);
+                        }
+                        Ok(Stage::Body { recv, dec })
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        return self.call_failed("connection", &e.to_string(), now);
+                    }
+                    Poll::Ready(None) => match dec.finish() {
+                        Ok(msg) => Ok(Stage::Trailers { recv, msg }),
+                        Err(e) => return self.call_failed("bad_response", &e.to_string(), now),
+                    },
+                },
+                Stage::Trailers { mut recv, msg } => match recv.poll_trailers(cx) {
+                    Poll::Pending => Err(Stage::Trailers { recv, msg }),
+                    Poll::Ready(Err(e)) => {
+                        return self.call_failed("connection", &e.to_string(), now);
+                    }
+                    Poll::Ready(Ok(trailers)) => {
+                        let status = trailers.as_ref().and_then(grpc::status);
+                        return match status {
+                            Some(s) => self.call_status(s, msg, now),
+                            None => self.call_failed("bad_response", "no grpc-status", now),
+                        };
+                    }
+                },
+            };
+            let call = self.call.as_mut()?;
+            match next {
+                // Progress: keep going.
+                Ok(stage) => call.stage = Some(stage),
+                // Nothing more now.
+                Err(stage) => {
+                    call.stage = Some(stage);
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn call_status(
+        &mut self,
+        s: grpc::Status,
+        msg: Option<Bytes>,
+        now: Instant,
+    ) -> Option<Listing> {
+        if !s.is_ok() {
+            let result = grpc_result(s.code);
+            let why = format!("grpc-status {} {}", s.code, s.message);
+            return self.call_failed(result, &why, now);
+        }
+        let msg = msg.unwrap_or_default();
+        match cri::parse_list_response(&msg) {
+            Ok(items) => {
+                self.call = None;
+                self.count("ok");
+                if let Conn::Up { last_activity, .. } = &mut self.conn {
+                    *last_activity = now;
+                }
+                let listing: Listing = items.into_iter().collect();
+                let gave_up = self.policy.answered(&|id| listing.contains_key(id), now);
+                for id in gave_up {
+                    log::info!(sandbox:% = id; "sandbox unknown to the CRI runtime, serving it without pod labels");
+                }
+                Some(listing)
+            }
+            Err(e) => self.call_failed("bad_response", &format!("decode: {e}"), now),
+        }
+    }
+
+    fn call_failed(&mut self, result: &'static str, why: &str, now: Instant) -> Option<Listing> {
+        log::warn!(endpoint:% = self.path.display(), result = result, error = why; "CRI ListPodSandbox failed");
+        self.call = None;
+        self.count(result);
+        self.policy.failed(now, policy::RETRY_BASE * 4);
+        None
+    }
+}
+
+fn grpc_result(code: u32) -> &'static str {
+    match code {
+        5 => "grpc_not_found",
+        12 => "grpc_unimplemented",
+        14 => "grpc_unavailable",
+        4 => "grpc_deadline_exceeded",
+        7 | 16 => "grpc_permission",
+        _ => "grpc_error",
+    }
+}

@@ -1,0 +1,179 @@
+//! Against a real containerd (1.6, Debian's package, CRI plugin built in),
+//! started privately by tests/peers/start-containerd.sh with a `kata` runtime
+//! handler that is really runc: real pod sandboxes are created through CRI
+//! (`RunPodSandbox`, hostNetwork), fake shims are put under a sandbox root
+//! with the same ids, and `/metrics` must carry each pod's real uid, name and
+//! namespace; removing the pod and its directory drops them.
+//!
+//! Needs root and containerd (tests/peers/install.sh). Skipped with a visible
+//! message otherwise, except in CI (`KATA_MONITOR_CI=1`), where it must run.
+
+mod common;
+
+use common::cri_client::CriClient;
+use common::expo_check::check_exposition;
+use common::node::{FakeShim, Monitor};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
+
+fn can_run() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let installed = Command::new("containerd").arg("--version").output().is_ok();
+    if root && installed {
+        return true;
+    }
+    let why = format!(
+        "real containerd test needs root and containerd (root: {root}, containerd: {installed}); run tests/peers/install.sh as root"
+    );
+    assert!(std::env::var_os("KATA_MONITOR_CI").is_none(), "{why}");
+    eprintln!("skipping: {why}");
+    false
+}
+
+/// A private containerd, torn down on drop (even when the test fails).
+struct Containerd {
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+impl Containerd {
+    fn start() -> Containerd {
+        // Short: unix socket paths are limited to 108 bytes.
+        let dir = PathBuf::from(format!("/tmp/kmctd{}", std::process::id() % 100_000));
+        let out = Command::new(format!("{PEERS}/start-containerd.sh"))
+            .arg(&dir)
+            .output()
+            .expect("run start-containerd.sh");
+        assert!(
+            out.status.success(),
+            "start-containerd.sh failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let socket = PathBuf::from(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .expect("socket path")
+                .trim(),
+        );
+        Containerd { dir, socket }
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = Command::new(format!("{PEERS}/stop-containerd.sh"))
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+/// (cri_uid, cri_name, cri_namespace) of sandbox `id`'s series.
+fn pod_labels(m: &Monitor, id: &str) -> Option<(String, String, String)> {
+    let r = m.get("/metrics");
+    let e = check_exposition(&r.body).unwrap_or_else(|e| panic!("invalid /metrics: {e}"));
+    let s = e
+        .samples()
+        .find(|s| s.name == "x_up" && s.label("sandbox_id") == Some(id))?;
+    Some((
+        s.label("cri_uid")?.into(),
+        s.label("cri_name")?.into(),
+        s.label("cri_namespace")?.into(),
+    ))
+}
+
+fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn real_containerd_pod_metadata() {
+    if !can_run() {
+        return;
+    }
+    let ctd = Containerd::start();
+    let mut cri = CriClient::connect(&ctd.socket).expect("connect to containerd's CRI");
+    let version = cri.version().expect("CRI Version");
+    assert!(version.contains("containerd"), "{version}");
+
+    let tag = std::process::id();
+    let pods = [
+        (format!("web-{tag}"), format!("uid-web-{tag}"), "team-a"),
+        (format!("db-{tag}"), format!("uid-db-{tag}"), "team-b"),
+    ];
+    let ids: Vec<String> = pods
+        .iter()
+        .map(|(name, uid, ns)| {
+            cri.run_pod_sandbox(name, uid, ns, 0, "kata")
+                .unwrap_or_else(|e| panic!("RunPodSandbox {name}: {e}"))
+        })
+        .collect();
+    let listed = cri.list_pod_sandbox(true).unwrap();
+    for id in &ids {
+        assert!(
+            listed.iter().any(|r| &r.0 == id && r.4 == "kata"),
+            "{id} not READY with handler kata: {listed:?}"
+        );
+    }
+
+    // Fake shims with the real ids, under a short sandbox root.
+    let root = PathBuf::from(format!("/tmp/kmsb{}", tag % 100_000));
+    let _ = std::fs::remove_dir_all(&root);
+    let shims: Vec<FakeShim> = ids
+        .iter()
+        .map(|id| FakeShim::start(&root.join(id), b"# TYPE x_up gauge\nx_up 1\n"))
+        .collect();
+    let m = Monitor::start(
+        &root.display().to_string(),
+        &[
+            "--runtime-endpoint",
+            &format!("unix://{}", ctd.socket.display()),
+        ],
+    );
+
+    for (id, (name, uid, ns)) in ids.iter().zip(&pods) {
+        wait_for(10, &format!("labels of {name}"), || {
+            pod_labels(&m, id) == Some((uid.clone(), name.clone(), ns.to_string()))
+        });
+    }
+    let text = m.get("/metrics").text();
+    assert!(text.contains("kata_monitor_cri_connected 1"));
+    assert!(text.contains("kata_monitor_cri_pending_sandboxes 0"));
+
+    // The first pod goes: stopped and removed through CRI, its directory
+    // removed as the shim would. Its series and metadata go with it.
+    cri.stop_pod_sandbox(&ids[0]).unwrap();
+    cri.remove_pod_sandbox(&ids[0]).unwrap();
+    let mut shims = shims.into_iter();
+    drop(shims.next());
+    std::fs::remove_dir_all(root.join(&ids[0])).unwrap();
+    wait_for(10, "the removed pod's series to go", || {
+        pod_labels(&m, &ids[0]).is_none()
+    });
+    let text = m.get("/metrics").text();
+    assert!(
+        !text.contains(&pods[0].0),
+        "removed pod's name still served"
+    );
+    assert_eq!(
+        pod_labels(&m, &ids[1]),
+        Some((pods[1].1.clone(), pods[1].0.clone(), pods[1].2.to_string()))
+    );
+
+    // Clean up the remaining pod (containerd itself is torn down on drop).
+    let _ = cri.stop_pod_sandbox(&ids[1]);
+    let _ = cri.remove_pod_sandbox(&ids[1]);
+    drop(m);
+    drop(shims);
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = Path::new(&root);
+}

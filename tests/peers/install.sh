@@ -1,0 +1,39 @@
+#!/bin/bash
+# Installs what the real-peer tests (tests/cri_peers_selftest.rs and friends) need on
+# Debian bookworm:
+#   containerd, runc   the real CRI server (the CRI plugin is built into containerd)
+#   gcc, libc6-dev     start-containerd.sh builds a static pause binary from pause.c
+#   python3            mkimage.py wraps that binary into an OCI image tarball
+#
+# Usage (as root): tests/peers/install.sh
+# Idempotent and quiet: exits 0 at once when everything is already installed.
+# `apt-get update` runs only when a first install attempt fails (stale or empty
+# package lists, as on a fresh CI image). On failure apt's output goes to stderr.
+set -euo pipefail
+
+need=()
+command -v containerd >/dev/null 2>&1 && command -v ctr >/dev/null 2>&1 || need+=(containerd)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+# static linking needs libc.a, shipped by libc6-dev
+dpkg-query -W -f='${Status}' libc6-dev 2>/dev/null | grep -q 'ok installed' || need+=(libc6-dev)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "install.sh: root needed to install: ${need[*]}" >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+apt_install() { apt-get install -y -qq --no-install-recommends "${need[@]}" >"$log" 2>&1; }
+if ! apt_install; then
+	if ! apt-get update -qq >"$log" 2>&1 || ! apt_install; then
+		cat "$log" >&2
+		echo "install.sh: failed to install: ${need[*]}" >&2
+		exit 1
+	fi
+fi

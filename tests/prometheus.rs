@@ -1,0 +1,204 @@
+//! A real Prometheus (2.42, from Debian's package, fetched by
+//! tests/peers/fetch-prometheus.sh) scraping the release monitor every
+//! second, and `promtool check metrics` on its output. Skipped with a visible
+//! message when the binaries are missing, except in CI
+//! (`KATA_MONITOR_CI=1`), where that is a failure.
+
+mod common;
+
+use common::fake_cri::FakeCri;
+use common::node::{Monitor, Sim, tmpdir};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("PROMETHEUS_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peers/prometheus/usr/bin")
+        });
+    if dir.join("prometheus").is_file() && dir.join("promtool").is_file() {
+        return Some(dir);
+    }
+    let msg = format!(
+        "Prometheus not found in {} (run tests/peers/fetch-prometheus.sh target/peers/prometheus)",
+        dir.display()
+    );
+    assert!(std::env::var_os("KATA_MONITOR_CI").is_none(), "{msg}");
+    eprintln!("skipping: {msg}");
+    None
+}
+
+struct Prom {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Prom {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Prom {
+    fn start(bin: &std::path::Path, target: std::net::SocketAddr) -> Prom {
+        let dir = tmpdir("prom");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = dir.join("prometheus.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: kata\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+        let child = Command::new(bin.join("prometheus"))
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus");
+        Prom { child, port, dir }
+    }
+
+    /// GET on Prometheus's API; Null while it is not listening yet.
+    fn api(&self, path: &str) -> serde_json::Value {
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        if std::net::TcpStream::connect(addr).is_err() {
+            return serde_json::Value::Null;
+        }
+        let r = common::node::http(addr, "GET", path, &[]);
+        serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The single target, once it has been scraped `n` times (by lastScrape changes).
+    fn target_after_scrapes(&self, n: usize, secs: u64) -> serde_json::Value {
+        let until = Instant::now() + Duration::from_secs(secs);
+        let mut seen = std::collections::BTreeSet::new();
+        loop {
+            let t = self.api("/api/v1/targets")["data"]["activeTargets"][0].clone();
+            if let Some(last) = t["lastScrape"].as_str()
+                && !last.starts_with("0001")
+            {
+                seen.insert(last.to_string());
+                if seen.len() >= n {
+                    return t;
+                }
+            }
+            if Instant::now() > until {
+                let log =
+                    std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default();
+                panic!("target not scraped {n} times in {secs} s: {t}\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn query(&self, q: &str) -> Vec<serde_json::Value> {
+        let q = kata_monitor::wire::http::request::percent_encode(q);
+        let v = self.api(&format!("/api/v1/query?query={q}"));
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+#[test]
+fn prometheus_scrapes_the_monitor() {
+    let Some(bin) = bin_dir() else { return };
+    let sim = Sim::start(&[
+        "--sandboxes",
+        "3",
+        "--bodies",
+        "default,small,rs",
+        "--fault",
+        "1=http500",
+    ]);
+    let cri_dir = tmpdir("cri");
+    let cri = FakeCri::start(&cri_dir.join("cri.sock"));
+    for (i, id) in sim.ids.iter().enumerate() {
+        cri.set_pod(id, &format!("pod-{i}"), &format!("uid-{i}"), "team-a", true);
+    }
+    let endpoint = format!("unix://{}", cri_dir.join("cri.sock").display());
+    let m = Monitor::start(&sim.roots_arg(), &["--runtime-endpoint", &endpoint]);
+    // Metadata arrives before Prometheus's first scrape (~5.5 s after start).
+    m.wait_for("/metrics", 10, |r| r.text().contains("cri_name=\"pod-0\""));
+    let p = Prom::start(&bin, m.addr);
+    let t = p.target_after_scrapes(3, 30);
+    assert_eq!(t["health"], "up", "{t}");
+    assert_eq!(t["lastError"], "", "{t}");
+    // A sandbox series with all four labels.
+    let good = &sim.ids[0];
+    let r = p.query(&format!(
+        "kata_guest_load{{sandbox_id=\"{good}\",item=\"load1\"}}"
+    ));
+    assert_eq!(r.len(), 1, "{r:?}");
+    let labels = &r[0]["metric"];
+    assert_eq!(labels["cri_uid"], "uid-0");
+    assert_eq!(labels["cri_name"], "pod-0");
+    assert_eq!(labels["cri_namespace"], "team-a");
+    // The broken shim's sandbox is down, the others up.
+    let broken = &sim.ids[1];
+    let r = p.query(&format!(
+        "kata_monitor_sandbox_up{{sandbox_id=\"{broken}\"}}"
+    ));
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0]["value"][1], "0");
+    let r = p.query("sum(kata_monitor_sandbox_up)");
+    assert_eq!(r[0]["value"][1], "2");
+    // Prometheus asked for gzip and OpenMetrics first; it got gzip text.
+    let r = p.query("scrape_samples_scraped{job=\"kata\"}");
+    let n: f64 = r[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(n > 2000.0, "{n} samples");
+    drop(p);
+    let _ = std::fs::remove_dir_all(&cri_dir);
+}
+
+#[test]
+fn promtool_accepts_the_output() {
+    let Some(bin) = bin_dir() else { return };
+    let sim = Sim::start(&[
+        "--sandboxes",
+        "4",
+        "--bodies",
+        "default,small,large,rs",
+        "--fault",
+        "2=garbage",
+    ]);
+    let m = Monitor::start(&sim.roots_arg(), &[]);
+    for target in ["/metrics", "/metrics?filter_family=kata_guest,kata_shim_go"] {
+        let r = m.get(target);
+        assert_eq!(r.status, 200);
+        let mut child = Command::new(bin.join("promtool"))
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&r.body).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let code = out.status.code();
+        // 0: valid; 3: lint findings only (Kata's own metric names, e.g.
+        // counters without _total). Anything else is a parse error.
+        assert!(
+            matches!(code, Some(0) | Some(3)),
+            "promtool exit {code:?} on {target}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
