@@ -130,6 +130,21 @@ fn metadata_lands_on_the_right_series_with_one_coalesced_call() {
     assert_eq!(gauge(&e, "kata_monitor_cri_pending_sandboxes"), 0.0);
     assert_eq!(gauge(&e, "kata_monitor_cri_connected"), 1.0);
     assert_eq!(n.cri.connections(), 1, "one long-lived connection");
+    let d = e
+        .family("kata_monitor_cri_request_duration_seconds")
+        .unwrap();
+    let v = |suffix: &str| {
+        d.samples
+            .iter()
+            .find(|s| s.name.ends_with(suffix))
+            .unwrap()
+            .value_f64()
+    };
+    assert_eq!(v("_count"), 1.0);
+    assert!(v("_sum") > 0.0 && v("_sum") < 5.0, "{}", v("_sum"));
+    let h = n.m.get("/healthz").text();
+    assert!(h.contains("\ncri_connected 1\n"), "{h}");
+    assert!(h.contains("\ncri_pending_sandboxes 0\n"), "{h}");
 }
 
 #[test]
@@ -197,6 +212,16 @@ fn absent_runtime_never_delays_scrapes() {
         assert_eq!(labels_of(&e, &sim.ids[0]).unwrap(), Default::default());
         assert_eq!(gauge(&e, "kata_monitor_cri_connected"), 0.0);
     }
+    // Still healthy (the monitor works without pod metadata), and says why
+    // the labels are empty.
+    let h = m.get("/healthz");
+    assert_eq!(h.status, 200);
+    assert!(h.text().contains("\ncri_connected 0\n"), "{}", h.text());
+    assert!(
+        h.text().contains("\ncri_pending_sandboxes 2\n"),
+        "{}",
+        h.text()
+    );
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! independent parser and the conservation oracle (tests/common).
 #![no_main]
 #[path = "../../tests/common"]
+#[allow(dead_code)] // each target uses one entry point of the shared harness
 mod common {
     pub mod expo_check;
     pub mod fuzz;

@@ -1,6 +1,7 @@
 //! Request heads from untrusted clients.
 #![no_main]
 #[path = "../../tests/common"]
+#[allow(dead_code)] // each target uses one entry point of the shared harness
 mod common {
     pub mod expo_check;
     pub mod fuzz;

@@ -33,6 +33,7 @@ static LOGGER: Logger = Logger {
 pub fn init(level: LevelFilter) {
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(level);
+    super::tracing_log::init();
 }
 
 impl Log for Logger {

@@ -24,6 +24,7 @@ pub mod selfmetrics;
 pub mod shim;
 pub mod signals;
 pub mod slab;
+mod tracing_log;
 pub mod watch;
 
 use crate::wire::expo::Exposition;

@@ -85,12 +85,18 @@ impl Daemon {
                 }
             }
             "/healthz" => {
+                // Always 200 while the loop answers: a missing runtime or
+                // root is reported here, not treated as the monitor's fault.
                 let body = format!(
-                    "ok\nsandbox_roots_watched {}/{}\nsandboxes {}\nconnections {}\n",
+                    "ok\nsandbox_roots_watched {}/{}\nsandboxes {}\nconnections {}\n\
+                     cri_connected {}\ncri_pending_sandboxes {}\ncri_unknown_sandboxes {}\n",
                     self.watcher_watched(),
                     self.reg.roots().len(),
                     self.reg.len(),
                     self.connections(),
+                    u8::from(self.cri.stats.connected),
+                    self.cri.policy.missing(),
+                    self.cri.policy.given_up(),
                 );
                 self.respond_text(key, 200, &body, head_only, now);
             }

@@ -134,6 +134,14 @@ pub fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
     for (result, count) in &cri.stats.requests {
         w.sample(n, &[("result", result)], b"", *count);
     }
+    let n = "kata_monitor_cri_request_duration_seconds";
+    w.family(
+        n,
+        "Time from sending a ListPodSandbox call to its answer (or failure).",
+        Kind::Summary,
+    );
+    w.sample(&format!("{n}_sum"), &[], b"", cri.stats.call_seconds);
+    w.sample(&format!("{n}_count"), &[], b"", cri.stats.call_count);
     w.family(
         "kata_monitor_cri_connected",
         "Whether the connection to the CRI runtime is up (1) or not (0).",

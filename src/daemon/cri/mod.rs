@@ -136,6 +136,7 @@ enum Stage {
 struct Call {
     /// `None` only while a stage is being advanced.
     stage: Option<Stage>,
+    started: Instant,
     deadline: Instant,
 }
 
@@ -149,6 +150,10 @@ pub struct Stats {
     /// `connection`).
     pub requests: BTreeMap<&'static str, u64>,
     pub connected: bool,
+    /// Completed calls (any result) and their total time, request sent to
+    /// answer decoded.
+    pub call_count: u64,
+    pub call_seconds: f64,
 }
 
 pub struct Cri {
@@ -227,8 +232,7 @@ impl Cri {
         }
         if self.call.as_ref().is_some_and(|c| now >= c.deadline) {
             log::warn!(endpoint:% = self.path.display(); "CRI ListPodSandbox timed out");
-            self.count("timeout");
-            self.call = None;
+            self.end_call("timeout", now);
             self.policy.failed(now, policy::RETRY_BASE);
             // A runtime that does not answer in 5 s: start afresh.
             self.conn_lost("call timed out", now);
@@ -272,8 +276,8 @@ impl Cri {
         if self.stats.connected || !matches!(self.conn, Conn::Down { .. }) {
             log::warn!(endpoint:% = self.path.display(), error = why; "CRI connection lost, reconnecting");
         }
-        if self.call.take().is_some() {
-            self.count("connection");
+        if self.call.is_some() {
+            self.end_call("connection", now);
             self.policy.failed(now, policy::RETRY_BASE);
         }
         let delay = self.policy.connection_failed();
@@ -281,8 +285,13 @@ impl Cri {
         self.stats.connected = false;
     }
 
-    fn count(&mut self, result: &'static str) {
+    /// The call in flight ended with `result`.
+    fn end_call(&mut self, result: &'static str, now: Instant) {
         *self.stats.requests.entry(result).or_default() += 1;
+        if let Some(call) = self.call.take() {
+            self.stats.call_count += 1;
+            self.stats.call_seconds += now.saturating_duration_since(call.started).as_secs_f64();
+        }
     }
 
     /// Poll everything until nothing asks to be polled again.
@@ -402,6 +411,7 @@ impl Cri {
                 self.policy.start_call(now);
                 self.call = Some(Call {
                     stage: Some(Stage::Head(resp)),
+                    started: now,
                     deadline: now + CALL_TIMEOUT,
                 });
             }
@@ -501,8 +511,7 @@ impl Cri {
         let msg = msg.unwrap_or_default();
         match cri::parse_list_response(&msg) {
             Ok(items) => {
-                self.call = None;
-                self.count("ok");
+                self.end_call("ok", now);
                 if let Conn::Up { last_activity, .. } = &mut self.conn {
                     *last_activity = now;
                 }
@@ -519,8 +528,7 @@ impl Cri {
 
     fn call_failed(&mut self, result: &'static str, why: &str, now: Instant) -> Option<Listing> {
         log::warn!(endpoint:% = self.path.display(), result = result, error = why; "CRI ListPodSandbox failed");
-        self.call = None;
-        self.count(result);
+        self.end_call(result, now);
         self.policy.failed(now, policy::RETRY_BASE * 4);
         None
     }
