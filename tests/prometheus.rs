@@ -22,6 +22,14 @@ fn bin_dir() -> Option<PathBuf> {
     if dir.join("prometheus").is_file() && dir.join("promtool").is_file() {
         return Some(dir);
     }
+    // An installed Prometheus (e.g. `apt-get install prometheus`) does too.
+    if let Some(path) = std::env::var_os("PATH") {
+        for d in std::env::split_paths(&path) {
+            if d.join("prometheus").is_file() && d.join("promtool").is_file() {
+                return Some(d);
+            }
+        }
+    }
     let msg = format!(
         "Prometheus not found in {} (run tests/peers/fetch-prometheus.sh target/peers/prometheus)",
         dir.display()
