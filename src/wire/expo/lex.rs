@@ -164,14 +164,13 @@ pub struct Sample {
     pub canonical: bool,
 }
 
-// Character classes.
+pub use super::swar::{eq, find_nl};
+use super::swar::{scan_help, scan_label, scan_name, scan_token, scan_value};
+
+// Character classes (the scans over runs of bytes are in `swar`).
 const M_START: u8 = 1; // [a-zA-Z_:]
-const M_CONT: u8 = 2; // [a-zA-Z0-9_:]
-const L_START: u8 = 4; // [a-zA-Z_]
-const L_CONT: u8 = 8; // [a-zA-Z0-9_]
-const BLANK: u8 = 16; // ' ' '\t'
-const VAL_STOP: u8 = 32; // '"' '\\' '\r' '\0' '\n' and non-ASCII (label value scanning)
-const VEND: u8 = 64; // ' ' '\t' '\n': end of a value token
+const L_START: u8 = 2; // [a-zA-Z_]
+const BLANK: u8 = 4; // ' ' '\t'
 
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -179,25 +178,15 @@ static CLASS: [u8; 256] = {
     while c < 256 {
         let b = c as u8;
         let alpha = b.is_ascii_alphabetic() || b == b'_';
-        let digit = b.is_ascii_digit();
         let mut v = 0;
         if alpha || b == b':' {
-            v |= M_START | M_CONT;
-        }
-        if digit {
-            v |= M_CONT | L_CONT;
+            v |= M_START;
         }
         if alpha {
-            v |= L_START | L_CONT;
+            v |= L_START;
         }
         if b == b' ' || b == b'\t' {
             v |= BLANK;
-        }
-        if b == b'"' || b == b'\\' || b == b'\r' || b == 0 || b == b'\n' || b >= 0x80 {
-            v |= VAL_STOP;
-        }
-        if b == b' ' || b == b'\t' || b == b'\n' {
-            v |= VEND;
         }
         t[c] = v;
         c += 1;
@@ -208,89 +197,6 @@ static CLASS: [u8; 256] = {
 #[inline]
 fn is(b: u8, class: u8) -> bool {
     CLASS[b as usize] & class != 0
-}
-
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-const fn rep(b: u8) -> u64 {
-    LO * b as u64
-}
-
-#[inline(always)]
-fn load8(b: &[u8]) -> u64 {
-    u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
-}
-
-/// High bit of each byte set iff the byte is in `[a-zA-Z0-9_:]` (exact per
-/// byte: no operation below carries across bytes).
-#[inline(always)]
-fn name_mask(w: u64) -> u64 {
-    let t = w & !HI;
-    let y = t | rep(0x20);
-    let ge = |v: u64, m: u8| (v + rep(0x80 - m)) & HI;
-    let lt = |v: u64, n: u8| !(v + rep(0x80 - n)) & HI;
-    let letters = ge(y, b'a') & lt(y, b'z' + 1);
-    let digits = ge(t, b'0') & lt(t, b':' + 1);
-    let under = !((t ^ rep(b'_')) + rep(0x7f)) & HI;
-    (letters | digits | under) & !w
-}
-
-/// Index of the first byte at or after `i` that is not a metric-name byte.
-#[inline]
-fn scan_name(l: &[u8], mut i: usize) -> usize {
-    while i + 8 <= l.len() {
-        let stop = !name_mask(load8(&l[i..])) & HI;
-        if stop != 0 {
-            return i + (stop.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < l.len() && is(l[i], M_CONT) {
-        i += 1;
-    }
-    i
-}
-
-/// Index of the first `"`, `\`, CR or NUL at or after `i` (or `l.len()`).
-#[inline]
-fn scan_value(l: &[u8], mut i: usize) -> usize {
-    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
-    while i + 8 <= l.len() {
-        let w = load8(&l[i..]);
-        // The lowest flagged byte is exact (borrows only run upwards).
-        let m = zero(w ^ rep(b'"'))
-            | zero(w ^ rep(b'\\'))
-            | zero(w ^ rep(b'\r'))
-            | zero(w ^ rep(b'\n'))
-            | zero(w)
-            | (w & HI);
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < l.len() && !is(l[i], VAL_STOP) {
-        i += 1;
-    }
-    i
-}
-
-/// Byte equality without a libc call (names are short; memcmp's call
-/// overhead dominated the index profile).
-#[inline]
-pub fn eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i + 8 <= a.len() {
-        if load8(&a[i..]) != load8(&b[i..]) {
-            return false;
-        }
-        i += 8;
-    }
-    a[i..].iter().zip(&b[i..]).all(|(x, y)| x == y)
 }
 
 /// Is `name` one of the injected label names?
@@ -328,17 +234,36 @@ pub fn classify(line: &[u8], s: &mut Sample) -> Line {
 /// once: its end is found by the parse itself. For [`Line::Sample`] the
 /// layout is written to `s` (an out-parameter: returning it by value cost a
 /// store-forwarding stall per line).
+#[inline]
 pub fn classify_next(l: &[u8], s: &mut Sample) -> (Line, usize) {
+    classify_impl::<true>(l, s)
+}
+
+/// [`classify_next`] without the fast path (tests hold the two equal).
+#[cfg(test)]
+pub fn classify_next_general(l: &[u8], s: &mut Sample) -> (Line, usize) {
+    classify_impl::<false>(l, s)
+}
+
+#[inline(always)]
+fn classify_impl<const FAST: bool>(l: &[u8], s: &mut Sample) -> (Line, usize) {
     let i = skip_blanks(l, 0);
     let (line, end) = if at_eol(l, i) {
         (Line::Blank, i)
     } else {
         match l[i] {
             b'#' => comment(l, i + 1),
-            b if is(b, M_START) => match sample(l, i, s) {
-                Ok(end) => (Line::Sample, end),
-                Err(r) => (Line::Invalid(r), line_end(l, i)),
-            },
+            b if is(b, M_START) => {
+                let fast = if FAST {
+                    super::fast::sample(l, i, s)
+                } else {
+                    None
+                };
+                match fast.map_or_else(|| sample(l, i, s), Ok) {
+                    Ok(end) => (Line::Sample, end),
+                    Err(r) => (Line::Invalid(r), line_end(l, i)),
+                }
+            }
             b'\r' | 0 => (Line::Invalid(Reason::ControlChar), line_end(l, i)),
             _ => (Line::Invalid(Reason::BadMetricName), line_end(l, i)),
         }
@@ -357,22 +282,6 @@ fn at_eol(l: &[u8], i: usize) -> bool {
 /// Offset of the `\n` ending the line that `from` is in (or `l.len()`).
 fn line_end(l: &[u8], from: usize) -> usize {
     from + find_nl(&l[from..]).unwrap_or(l.len() - from)
-}
-
-/// Position of the first `\n` (word-at-a-time scan).
-#[inline]
-pub fn find_nl(s: &[u8]) -> Option<usize> {
-    let nl = rep(b'\n');
-    let mut i = 0;
-    while i + 8 <= s.len() {
-        let w = load8(&s[i..]) ^ nl;
-        let z = w.wrapping_sub(LO) & !w & HI;
-        if z != 0 {
-            return Some(i + (z.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    s[i..].iter().position(|&b| b == b'\n').map(|p| i + p)
 }
 
 fn comment(l: &[u8], i: usize) -> (Line, usize) {
@@ -438,7 +347,7 @@ fn meta(l: &[u8], mut i: usize) -> Line {
     if help {
         // Escapes allowed by expfmt in HELP: \\ \n \" ; CR/NUL are rejected.
         let mut high = false;
-        let mut j = 0;
+        let mut j = scan_help(rest, 0);
         while j < rest.len() {
             match rest[j] {
                 b'\\' => match rest.get(j + 1) {
@@ -446,11 +355,12 @@ fn meta(l: &[u8], mut i: usize) -> Line {
                     _ => return Line::Invalid(Reason::BadHelpOrType),
                 },
                 b'\r' | 0 => return Line::Invalid(Reason::ControlChar),
-                b => {
-                    high |= b >= 0x80;
+                _ => {
+                    high = true;
                     j += 1;
                 }
             }
+            j = scan_help(rest, j);
         }
         if high && std::str::from_utf8(rest).is_err() {
             return Line::Invalid(Reason::InvalidUtf8);
@@ -468,6 +378,7 @@ fn meta(l: &[u8], mut i: usize) -> Line {
 }
 
 /// A sample line starting at `start` (a metric-name byte); returns its end.
+/// The general parser: every shape, every error (see `fast` for the common one).
 fn sample(l: &[u8], start: usize, s: &mut Sample) -> Result<usize, Reason> {
     *s = Sample {
         canonical: true,
@@ -503,9 +414,7 @@ fn sample(l: &[u8], start: usize, s: &mut Sample) -> Result<usize, Reason> {
         return Err(Reason::BadValue);
     }
     let v_start = i;
-    while i < l.len() && !is(l[i], VEND) {
-        i += 1;
-    }
+    i = scan_token(l, i);
     if !float_ok(&l[v_start..i]) {
         return Err(if l[v_start..i].iter().any(|&b| b == b'\r' || b == 0) {
             Reason::ControlChar
@@ -569,10 +478,7 @@ fn labels(l: &[u8], mut i: usize, s: &mut Sample) -> Result<usize, Reason> {
             });
         }
         let ns = i;
-        i += 1;
-        while i < l.len() && is(l[i], L_CONT) {
-            i += 1;
-        }
+        i = scan_label(l, i + 1);
         if i > MAX_LINE {
             return Err(Reason::LineTooLong);
         }
@@ -776,22 +682,6 @@ mod tests {
         match classify(line) {
             Line::Invalid(r) => r,
             other => panic!("{:?}: {other:?}", String::from_utf8_lossy(line)),
-        }
-    }
-
-    #[test]
-    fn swar_scans_match_tables() {
-        for b in 0..=255u8 {
-            for pos in 0..8 {
-                let mut w = *b"abcdefgh";
-                w[pos] = b;
-                let name_end = scan_name(&w, 0);
-                let naive = w.iter().position(|&c| !is(c, M_CONT)).unwrap_or(8);
-                assert_eq!(name_end, naive, "byte {b:#x} at {pos}");
-                let v_end = scan_value(&w, 0);
-                let naive = w.iter().position(|&c| is(c, VAL_STOP)).unwrap_or(8);
-                assert_eq!(v_end, naive, "byte {b:#x} at {pos}");
-            }
         }
     }
 

@@ -30,12 +30,14 @@
 //! );
 //! ```
 
+mod fast;
 pub mod hash;
 pub mod index;
 pub mod labels;
 pub mod lex;
 pub mod merge;
 pub mod render;
+mod swar;
 pub mod text;
 
 pub use index::{BodyIndex, Drops, Limits, Scratch};
