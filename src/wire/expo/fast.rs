@@ -26,10 +26,19 @@ fn after(a: &[u8], b: &[u8]) -> bool {
 
 /// The line at the start of `l` whose metric name starts at `start` (a
 /// metric-name start byte), if it has the common shape: its end, with `s`
-/// filled. `None`: ask the general parser.
+/// filled. `None`: ask the general parser. `hint` is a valid metric name
+/// (or empty); when the line's name is exactly it, it is not scanned again.
 #[inline]
-pub fn sample(l: &[u8], start: usize, s: &mut Sample) -> Option<usize> {
-    let mut i = scan_name(l, start + 1);
+pub fn sample(l: &[u8], start: usize, s: &mut Sample, hint: &[u8]) -> Option<usize> {
+    debug_assert!(scan_name(hint, 0) == hint.len(), "hint is a metric name");
+    let h = start + hint.len();
+    let mut i =
+        if !hint.is_empty() && l.len() > h && matches!(l[h], b'{' | b' ') && eq(&l[start..h], hint)
+        {
+            h
+        } else {
+            scan_name(l, start + 1)
+        };
     let name = (start as u32, i as u32);
     let mut close = None;
     let mut le = None;
@@ -109,7 +118,7 @@ pub fn sample(l: &[u8], start: usize, s: &mut Sample) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::lex::{Line, classify_next, classify_next_general};
+    use super::super::lex::{Line, classify_next, classify_next_general, classify_next_hinted};
     use super::*;
 
     /// The fast path and the general parser agree on `line`: same class,
@@ -124,11 +133,31 @@ mod tests {
         if matches!(la, Line::Sample) {
             assert_eq!(format!("{a:?}"), format!("{b:?}"), "{text:?}");
         }
+        // With a name hint (the line's own name, a prefix of it, a longer
+        // name, another name): still the same answer.
+        let own = &line[..scan_name(line, 0)];
+        let longer = [own, b"_x"].concat();
+        for hint in [own, &own[..own.len() / 2], &longer[..], b"up", b"m"] {
+            if hint.is_empty() {
+                continue;
+            }
+            let mut h = Sample::default();
+            let (lh, eh) = classify_next_hinted(line, &mut h, hint);
+            assert_eq!(
+                format!("{lh:?}"),
+                format!("{lb:?}"),
+                "{text:?} hint {hint:?}"
+            );
+            assert_eq!(eh, eb, "{text:?}");
+            if matches!(lh, Line::Sample) {
+                assert_eq!(format!("{h:?}"), format!("{b:?}"), "{text:?}");
+            }
+        }
     }
 
     fn taken(line: &[u8]) -> bool {
         let start = line.iter().position(|&b| b != b' ' && b != b'\t').unwrap();
-        sample(line, start, &mut Sample::default()).is_some()
+        sample(line, start, &mut Sample::default(), b"").is_some()
     }
 
     #[test]

@@ -210,9 +210,12 @@ impl Builder<'_> {
         let body = self.body;
         let mut sample = Sample::default();
         let mut pos = 0usize;
+        // The previous sample line's metric name (valid, so a fine hint).
+        let mut hint = (0, 0);
         while pos < body.len() {
             let start = pos;
-            let (line, len) = lex::classify_next(&body[start..], &mut sample);
+            let (line, len) =
+                lex::classify_next_hinted(&body[start..], &mut sample, &body[hint.0..hint.1]);
             let end = start + len;
             let next = if end < body.len() { end + 1 } else { end };
             pos = next;
@@ -244,7 +247,13 @@ impl Builder<'_> {
                         fam.typed = true;
                     }
                 }
-                Line::Sample => self.sample(start, next, &sample),
+                Line::Sample => {
+                    hint = (
+                        start + sample.name.0 as usize,
+                        start + sample.name.1 as usize,
+                    );
+                    self.sample(start, next, &sample);
+                }
             }
         }
     }

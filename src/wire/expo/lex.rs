@@ -236,17 +236,25 @@ pub fn classify(line: &[u8], s: &mut Sample) -> Line {
 /// store-forwarding stall per line).
 #[inline]
 pub fn classify_next(l: &[u8], s: &mut Sample) -> (Line, usize) {
-    classify_impl::<true>(l, s)
+    classify_impl::<true>(l, s, b"")
+}
+
+/// [`classify_next`] given the metric name of the previous sample line
+/// (consecutive lines mostly share it): a line that starts with exactly
+/// that name skips scanning it. Same answers as without the hint.
+#[inline]
+pub fn classify_next_hinted(l: &[u8], s: &mut Sample, hint: &[u8]) -> (Line, usize) {
+    classify_impl::<true>(l, s, hint)
 }
 
 /// [`classify_next`] without the fast path (tests hold the two equal).
 #[cfg(test)]
 pub fn classify_next_general(l: &[u8], s: &mut Sample) -> (Line, usize) {
-    classify_impl::<false>(l, s)
+    classify_impl::<false>(l, s, b"")
 }
 
 #[inline(always)]
-fn classify_impl<const FAST: bool>(l: &[u8], s: &mut Sample) -> (Line, usize) {
+fn classify_impl<const FAST: bool>(l: &[u8], s: &mut Sample, hint: &[u8]) -> (Line, usize) {
     let i = skip_blanks(l, 0);
     let (line, end) = if at_eol(l, i) {
         (Line::Blank, i)
@@ -255,7 +263,7 @@ fn classify_impl<const FAST: bool>(l: &[u8], s: &mut Sample) -> (Line, usize) {
             b'#' => comment(l, i + 1),
             b if is(b, M_START) => {
                 let fast = if FAST {
-                    super::fast::sample(l, i, s)
+                    super::fast::sample(l, i, s, hint)
                 } else {
                     None
                 };
