@@ -7,6 +7,7 @@
 //! skipped; nothing of the request is echoed back.
 
 use std::io::{self, IoSlice, Read, Write};
+use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -101,6 +102,22 @@ impl Conn {
     fn fill(&mut self) -> Result<usize, ReadError> {
         let mut tmp = [0u8; 4096];
         loop {
+            // Wait for readability the way a Go shim's netpoller does
+            // (epoll), not in a blocking read: a thread sleeping in read(2)
+            // is woken each time the monitor drains a chunk of the previous
+            // response (socket write space), an IPI per chunk that real
+            // shims do not cost the monitor.
+            let mut pfd = libc::pollfd {
+                fd: self.stream.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call.
+            if unsafe { libc::poll(&mut pfd, 1, -1) } < 0
+                && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+            {
+                continue;
+            }
             match self.stream.read(&mut tmp) {
                 Ok(n) => {
                     self.buf.extend_from_slice(&tmp[..n]);
