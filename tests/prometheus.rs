@@ -167,10 +167,15 @@ fn prometheus_scrapes_the_monitor() {
     assert_eq!(r[0]["value"][1], "0");
     let r = p.query("sum(kata_monitor_sandbox_up)");
     assert_eq!(r[0]["value"][1], "2");
-    // Prometheus asked for gzip and OpenMetrics first; it got gzip text.
+    // Prometheus asked for gzip and OpenMetrics first; it got gzip text
+    // (the monitor counts its answers by encoding; this test's own requests
+    // above are identity).
     let r = p.query("scrape_samples_scraped{job=\"kata\"}");
     let n: f64 = r[0]["value"][1].as_str().unwrap().parse().unwrap();
     assert!(n > 2000.0, "{n} samples");
+    let r = p.query("kata_monitor_scrape_responses_total{encoding=\"gzip\"}");
+    let gz: f64 = r[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(gz >= 1.0, "{r:?}");
     drop(p);
     let _ = std::fs::remove_dir_all(&cri_dir);
 }

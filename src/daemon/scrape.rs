@@ -24,6 +24,8 @@ pub const BUCKETS_MS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 
 pub struct Stats {
     pub scrapes: u64,
     pub failed_scrapes: u64,
+    /// `/metrics` answers by encoding: identity, gzip.
+    pub responses: [u64; 2],
     pub rounds: u64,
     /// Cumulative counts per bucket, plus +Inf at the end.
     pub buckets: [u64; BUCKETS_MS.len() + 1],
@@ -446,6 +448,7 @@ impl Daemon {
         };
         let cursor = snap.expo.cursor(&w.filter, head);
         let gzip = if w.gzip { self.gzip_pump() } else { None };
+        self.stats.responses[usize::from(gzip.is_some())] += 1;
         let c = self.conns.get_mut(key).expect("checked");
         let framing = match (&gzip, c.http10) {
             (None, _) => Framing::Length(cursor.len()),

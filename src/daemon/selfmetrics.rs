@@ -56,6 +56,15 @@ pub fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
         b"",
         st.failed_scrapes,
     );
+    let n = "kata_monitor_scrape_responses_total";
+    w.family(
+        n,
+        "Merged /metrics answers started, by content encoding.",
+        Kind::Counter,
+    );
+    for (i, enc) in ["identity", "gzip"].into_iter().enumerate() {
+        w.sample(n, &[("encoding", enc)], b"", st.responses[i]);
+    }
     let h = "kata_monitor_scrape_durations_histogram_milliseconds";
     w.family(h, "Time used to scrape from shims", Kind::Histogram);
     let bucket = format!("{h}_bucket");

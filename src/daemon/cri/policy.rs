@@ -40,6 +40,8 @@ pub struct Policy {
     in_flight: Vec<String>,
     /// Consecutive connection failures.
     failures: u32,
+    /// Consecutive failed calls (bad answers, error statuses, timeouts).
+    call_failures: u32,
 }
 
 impl Policy {
@@ -116,12 +118,18 @@ impl Policy {
             }
         }
         self.failures = 0;
+        self.call_failures = 0;
         gave_up
     }
 
     /// The call failed (error status, garbage, timeout, connection lost):
-    /// the ids are not charged a try; they are asked again after `delay`.
-    pub fn failed(&mut self, now: Instant, delay: Duration) {
+    /// the ids are not charged a try (the runtime, not the id, is at
+    /// fault); they are asked again after `base`, doubled for each
+    /// consecutive failed call up to `RETRY_MAX`, so a runtime that keeps
+    /// failing is not hammered.
+    pub fn failed(&mut self, now: Instant, base: Duration) {
+        let delay = backoff(base, RETRY_MAX, self.call_failures);
+        self.call_failures = self.call_failures.saturating_add(1);
         for id in std::mem::take(&mut self.in_flight) {
             if let Some(p) = self.pending.get_mut(&id) {
                 p.due = p.due.max(now + delay);
@@ -195,13 +203,31 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Policy::default();
         p.added("a", t0);
+        let mut delays = Vec::new();
+        let mut last = t0;
         for i in 0..20 {
             let t = p.next_due().unwrap();
+            delays.push(t - last);
+            last = t;
             assert!(p.start_call(t), "{i}");
             p.failed(t, Duration::from_secs(1));
         }
         assert_eq!(p.missing(), 1);
         assert_eq!(p.given_up(), 0);
+        // Failed calls back off: 1 s, 2 s, 4 s, ... capped.
+        // (delays[0] is the coalescing delay after the sandbox appeared.)
+        assert_eq!(delays[1], Duration::from_secs(1));
+        assert_eq!(delays[2], Duration::from_secs(2));
+        assert_eq!(delays[3], Duration::from_secs(4));
+        assert_eq!(*delays.last().unwrap(), RETRY_MAX);
+        // A good answer resets the backoff.
+        let t = p.next_due().unwrap();
+        assert!(p.start_call(t));
+        p.answered(&|_| false, t);
+        let t = p.next_due().unwrap();
+        assert!(p.start_call(t));
+        p.failed(t, Duration::from_secs(1));
+        assert_eq!(p.next_due().unwrap() - t, Duration::from_secs(1));
         assert_eq!(p.connection_failed(), RECONNECT_BASE);
         assert_eq!(p.connection_failed(), RECONNECT_BASE * 2);
         for _ in 0..20 {
