@@ -235,3 +235,56 @@ fn shim_failures_are_502_504_or_a_closed_stream() {
     assert!(t.elapsed() < Duration::from_secs(3));
     assert_eq!(m.get("/healthz").status, 200);
 }
+
+/// The time allowed for a profile is its duration plus the shim timeout,
+/// for every profile that takes `seconds` (not only `profile` and `trace`),
+/// and a trace that goes quiet for longer than the shim timeout during its
+/// duration is not cut off. A shim that sends nothing still gets 504.
+#[test]
+fn profile_durations_extend_the_shim_timeout() {
+    // Trace chunks 1.5 s apart, against a 1 s shim timeout.
+    let sim = Sim::start(&[
+        "--sandboxes",
+        "2",
+        "--trace-interval-ms",
+        "1500",
+        "--fault",
+        "1=hang",
+    ]);
+    let m = Monitor::start(&sim.roots_arg(), &["--shim-timeout", "1s"]);
+    let (id, hung) = (&sim.ids[0], &sim.ids[1]);
+
+    let r = m.get(&format!("/debug/pprof/profile?seconds=2&sandbox={id}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    // A delta heap profile: Go sleeps `seconds` before answering.
+    let t = Instant::now();
+    let r = m.get(&format!("/debug/pprof/heap?seconds=2&sandbox={id}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(t.elapsed() >= Duration::from_millis(1900));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"heap-delta\"")
+    );
+    // Go refuses `seconds` with a text format; the answer is passed on.
+    let r = m.get(&format!("/debug/pprof/heap?seconds=1&debug=1&sandbox={id}"));
+    assert_eq!(r.status, 400);
+
+    // Three chunks over 3 s, 1.5 s apart: all arrive.
+    let r = m.get(&format!("/debug/pprof/trace?seconds=3&sandbox={id}"));
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body.len(),
+        2 * 32 * 1024,
+        "both chunks of the sparse trace"
+    );
+
+    // No answer at all: 504 after the shim timeout (+ the 0 s profile).
+    let t = Instant::now();
+    let r = m.get(&format!("/debug/pprof/heap?sandbox={hung}"));
+    assert_eq!(r.status, 504);
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        t.elapsed()
+    );
+}

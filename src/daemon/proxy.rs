@@ -44,6 +44,9 @@ pub struct Proxy {
     ended: bool,
     /// Inactivity timeout once the head arrived.
     idle: Duration,
+    /// Until then a quiet shim is not timed out: a profile or trace of N
+    /// seconds may send nothing for most of them.
+    until: Instant,
 }
 
 /// What a client's pump got from [`Daemon::proxy_pull`].
@@ -131,6 +134,7 @@ impl Daemon {
                 chunked: !http10,
                 ended: false,
                 idle: self.cfg.shim_timeout,
+                until: now + head_timeout,
             }),
         };
         match self.register_shim(shim) {
@@ -174,6 +178,15 @@ impl Daemon {
                     disposition: None,
                 },
                 seconds(30.0),
+            ),
+            // Named profiles (heap, allocs, block, mutex, goroutine, ...)
+            // take `seconds` too: Go then answers a delta after that long.
+            p if p.starts_with("/debug/pprof/") => (
+                ProxyKind::Debug {
+                    content_type: None,
+                    disposition: None,
+                },
+                seconds(0.0),
             ),
             _ => (
                 ProxyKind::Debug {
@@ -251,8 +264,7 @@ impl Daemon {
             match s.conn.drive() {
                 Step::Pending => return,
                 Step::Head => {
-                    s.conn.deadline =
-                        now + p.idle.max(s.conn.deadline.saturating_duration_since(now));
+                    s.conn.deadline = (now + p.idle).max(p.until);
                     if !matches!(p.kind, ProxyKind::AgentUrl(_) | ProxyKind::PprofIndex(_)) {
                         self.proxy_head(key, now);
                         return;
@@ -447,7 +459,7 @@ impl Daemon {
         if p.ended {
             return Pull::Done;
         }
-        s.conn.deadline = now + p.idle;
+        s.conn.deadline = (now + p.idle).max(p.until);
         loop {
             match s.conn.drive() {
                 Step::Head => {}

@@ -10,9 +10,8 @@ use std::sync::OnceLock;
 
 use crate::faults::Rng;
 
-/// Bytes per streamed trace chunk, and the pause between chunks.
+/// Bytes per streamed trace chunk.
 pub const TRACE_CHUNK: usize = 32 * 1024;
-pub const TRACE_INTERVAL_MS: u64 = 50;
 
 /// Named profiles served by `/debug/pprof/<name>`.
 pub const PROFILES: [&str; 6] = [

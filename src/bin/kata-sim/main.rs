@@ -74,6 +74,7 @@ usage: kata-sim [OPTIONS] [-- MONITOR-ARGS...]
   --content-length     send bodies with Content-Length instead of chunked
   --chunk-size BYTES   chunk size of chunked bodies (default 4096)
   --slow-ms MS         pause between 1 KB pieces of the slow fault (default 50)
+  --trace-interval-ms MS  pause between /debug/pprof/trace chunks (default 50)
   --fault INDEX=KIND   start sandbox INDEX with a fault (repeatable); KIND is one of
                        ok hang http500 garbage close-mid-body slow refuse
                        no-socket-yet stale-socket bad-http huge
@@ -110,6 +111,7 @@ fn parse_cli() -> Result<Cli, String> {
             content_length: false,
             chunk_size: 4096,
             slow_ms: 50,
+            trace_interval_ms: 50,
         },
         faults: Vec::new(),
         exit_on_eof: false,
@@ -139,6 +141,9 @@ fn parse_cli() -> Result<Cli, String> {
                 }
             }
             Long("slow-ms") => cli.shim.slow_ms = p.value().and_then(|v| v.parse()).map_err(err)?,
+            Long("trace-interval-ms") => {
+                cli.shim.trace_interval_ms = p.value().and_then(|v| v.parse()).map_err(err)?
+            }
             Long("fault") => {
                 let spec = p.value().and_then(|v| v.string()).map_err(err)?;
                 let parsed = spec

@@ -35,6 +35,8 @@ pub struct ShimConfig {
     pub chunk_size: usize,
     /// Pause between 1 KB pieces under the `slow` fault.
     pub slow_ms: u64,
+    /// Pause between the chunks of `/debug/pprof/trace`.
+    pub trace_interval_ms: u64,
 }
 
 /// State of one sandbox's shim, shared by its accept and connection threads.
@@ -329,6 +331,21 @@ impl Exchange<'_> {
                 return self.fixed(conn, req, "200 OK", &hdr, Some(debug::cpu_profile()));
             }
             "trace" => return self.trace(conn, req, seconds(req, 1.0)),
+            // Go's delta profiles: `seconds` on a named profile waits that
+            // long, and is refused with a text format.
+            n if debug::PROFILES.contains(&n) && req.param("seconds").is_some() => {
+                if debug != 0 {
+                    self.buf
+                        .extend_from_slice(b"seconds and debug params are incompatible\n");
+                    return self.fixed(conn, req, "400 Bad Request", &text, None);
+                }
+                if !self.shim.sleep(seconds(req, 0.0)) {
+                    return Ok(false);
+                }
+                self.buf.extend_from_slice(&debug::profile_binary(n));
+                let disposition = format!("attachment; filename=\"{n}-delta\"");
+                return self.fixed(conn, req, "200 OK", &binary(&disposition), None);
+            }
             n if debug::PROFILES.contains(&n) && debug != 0 => {
                 self.buf.extend_from_slice(&debug::profile_text(n, debug))
             }
@@ -404,10 +421,11 @@ impl Exchange<'_> {
         Ok(!close)
     }
 
-    /// `/debug/pprof/trace`: 32 KB chunks every 50 ms for `secs`.
+    /// `/debug/pprof/trace`: 32 KB chunks every `--trace-interval-ms` for
+    /// `secs`.
     fn trace(&mut self, conn: &mut Conn, req: &Request, secs: Duration) -> io::Result<bool> {
         let start = Instant::now();
-        let interval = Duration::from_millis(debug::TRACE_INTERVAL_MS);
+        let interval = Duration::from_millis(self.shim.cfg.trace_interval_ms.max(1));
         let chunks = ((secs.as_secs_f64() / interval.as_secs_f64()).round() as u64).max(1);
         let framing = self.stream_head(req, "attachment; filename=\"trace\"", None);
         conn.write_raw(&self.head)?;
