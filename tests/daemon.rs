@@ -144,12 +144,13 @@ fn each_fault_fails_only_its_sandbox_and_in_time() {
             .filter(|(_, v)| v == "1")
             .map(|(id, _)| id)
             .collect();
-        // The garbage body is a 200 with junk: the sandbox is up, its junk lines
-        // are dropped and counted.
-        let garbage = &sim.ids[4];
-        let mut want: Vec<&String> = vec![&sim.ids[0], &sim.ids[1], garbage];
+        // Every broken sandbox is down, the two good ones up. (The garbage
+        // body is a 200 whose lines are mostly junk: failed as
+        // `invalid_body`, not served in scraps.)
+        let mut want: Vec<&String> = vec![&sim.ids[0], &sim.ids[1]];
         want.sort();
         assert_eq!(healthy, want, "round {round}");
+        assert_eq!(up.len(), kinds.len() + 2, "every sandbox reports up");
         let ids = sandbox_ids(&e);
         assert!(ids.contains(&sim.ids[0]) && ids.contains(&sim.ids[1]));
         let errors = e.family("kata_monitor_sandbox_scrape_errors").unwrap();
@@ -171,13 +172,9 @@ fn each_fault_fails_only_its_sandbox_and_in_time() {
         ));
         assert_eq!(reason(8).as_deref(), Some("malformed_response"));
         assert_eq!(reason(9).as_deref(), Some("body_too_large"));
-        let dropped = e.family("kata_monitor_dropped_lines_total").unwrap();
-        assert!(
-            dropped
-                .samples
-                .iter()
-                .any(|s| s.label("sandbox_id") == Some(garbage))
-        );
+        assert_eq!(reason(4).as_deref(), Some("invalid_body"));
+        // Nothing of the junk body is served.
+        assert!(!sandbox_ids(&e).contains(&sim.ids[4]));
         let failed = e.family("kata_monitor_scrape_failed_count").unwrap();
         assert_eq!(failed.samples[0].value, (round + 1).to_string());
     }

@@ -257,3 +257,55 @@ fn empty_and_no_sandboxes() {
     let inputs = vec![Input::new("a", "", "", "", b"")];
     assert!(run_all(&inputs, true).unwrap().is_empty());
 }
+
+/// A source withdrawn after indexing (the daemon does this for junk bodies)
+/// leaves no trace in the output, and its buffer comes back.
+#[test]
+fn rejected_source_is_not_rendered() {
+    use kata_monitor::wire::expo::{Exposition, Labels};
+    let mut expo = Exposition::new(3);
+    expo.add("a", Labels::new(["a", "", "", ""]), SMALL.to_vec());
+    expo.add(
+        "b",
+        Labels::new(["b", "", "", ""]),
+        b"\x00junk\nmore junk\nx 1\n".to_vec(),
+    );
+    assert!(expo.last().unwrap().index.mostly_invalid());
+    let buf = expo.reject_last().expect("a source to withdraw");
+    assert!(buf.capacity() > 0);
+    expo.finish();
+    let out = expo.render_to_vec(&Filter::all());
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("sandbox_id=\"a\""));
+    assert!(!text.contains("sandbox_id=\"b\""));
+    assert_eq!(expo.sources().len(), 1);
+}
+
+/// `go_*` and `process_*` families are output as `kata_shim_go_*`: a body
+/// that also has `kata_shim_go_x` itself must not produce the same series
+/// twice (a guest could otherwise make the whole scrape invalid). The second
+/// is dropped and counted as a duplicate series.
+#[test]
+fn renamed_names_cannot_duplicate_series() {
+    for body in [
+        &b"go_x 1\nkata_shim_go_x 2\n"[..],
+        b"kata_shim_go_x 2\ngo_x 1\n",
+        b"process_y{a=\"b\"} 1\nkata_shim_process_y{a=\"b\"} 2\nkata_shim_process_y 3\n",
+        b"# TYPE go_s summary\ngo_s_sum 1\ngo_s_count 2\nkata_shim_go_s_sum 3\n",
+    ] {
+        let inputs = vec![
+            Input::new("a", "u", "n", "ns", body),
+            Input::new("b", "u2", "n2", "ns", b"kata_shim_go_x 5\ngo_x 6\n"),
+        ];
+        let out = run_all(&inputs, false)
+            .unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(body)));
+        let expo = build(&inputs, 1);
+        assert!(
+            expo.drops(0).get(Reason::DuplicateSeries) >= 1,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+        assert_eq!(expo.drops(1).get(Reason::DuplicateSeries), 1);
+        parse(&out);
+    }
+}

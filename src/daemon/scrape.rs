@@ -290,6 +290,15 @@ impl Daemon {
             .add_range(&result.id, result.labels.clone(), buf, range);
         result.duration = now.saturating_duration_since(started);
         result.bytes = bytes;
+        let mut rejected = None;
+        if r.expo.last().is_some_and(|s| s.index.mostly_invalid()) {
+            // Junk, not an exposition with a few bad lines: the sandbox
+            // fails (up 0) rather than serving scraps.
+            let drops = r.expo.last().map_or(0, |s| s.index.drops.total());
+            log::warn!(sandbox:% = result.id, dropped_lines = drops; "shim answered junk, not metrics");
+            result.error = Some("invalid_body");
+            rejected = r.expo.reject_last();
+        }
         r.shims[slot] = None;
         r.pending -= 1;
         let done = r.pending == 0;
@@ -297,6 +306,9 @@ impl Daemon {
             sb.size_hint = bytes as usize;
         }
         self.put_buf(recycled);
+        if let Some(b) = rejected {
+            self.put_buf(b);
+        }
         self.park_or_finish(key);
         if done {
             self.finish_round(now);

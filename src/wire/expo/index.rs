@@ -10,7 +10,7 @@
 //! insertion (see [`Ins`]) placed before the body byte at its offset.
 
 use super::hash::{HashTable, hash_bytes};
-use super::labels::{EXPORTED_PREFIX, Ins, Labels};
+use super::labels::{EXPORTED_PREFIX, Ins, Labels, RENAME_PREFIX};
 use super::lex::{self, Kind, Line, Reason, Sample};
 
 /// Largest body offset an insertion can address (27 bits); bytes beyond are
@@ -130,6 +130,9 @@ pub struct Scratch {
 
 /// Keys series hashes apart from name hashes.
 const SERIES_SEED: u64 = 0x5e41_e5e5_0000_0001;
+/// In a series-table payload (a body offset, below `MAX_BODY`): the line's
+/// family is renamed on output.
+const RENAMED_BIT: u32 = 1 << 31;
 
 /// A label's (name, raw value) spans.
 type Pair = ((u32, u32), (u32, u32));
@@ -143,6 +146,14 @@ struct Cache {
 
 impl BodyIndex {
     /// Capacity of the index's vectors, in bytes.
+    /// More lines were dropped than samples kept: the body is not an
+    /// exposition with a few bad lines but junk with a few lucky ones (a
+    /// broken shim, a wrong endpoint). The daemon fails such a sandbox
+    /// instead of serving the scraps.
+    pub fn mostly_invalid(&self) -> bool {
+        self.drops.total() > u64::from(self.samples)
+    }
+
     pub fn held_bytes(&self) -> usize {
         self.fams.capacity() * std::mem::size_of::<Family>()
             + self.runs.capacity() * std::mem::size_of::<Run>()
@@ -370,7 +381,8 @@ impl Builder<'_> {
             self.idx.drops.add(Reason::TooManySeries, 1);
             return;
         }
-        if self.is_duplicate(start, next, s) {
+        let renamed = self.idx.fams[fam as usize].renamed;
+        if self.is_duplicate(start, next, s, renamed) {
             self.idx.drops.add(Reason::DuplicateSeries, 1);
             return;
         }
@@ -430,36 +442,45 @@ impl Builder<'_> {
         }
     }
 
-    /// Is this line's series (same canonical `name{sorted labels}` text)
+    /// Is this line's series (same canonical `name{sorted labels}` text, with
+    /// the name as it is output: `kata_shim_` prepended for a `renamed`
+    /// family, so a source's `go_x` and `kata_shim_go_x` are one series)
     /// already kept? If not, remember it.
-    fn is_duplicate(&mut self, start: usize, next: usize, s: &Sample) -> bool {
+    fn is_duplicate(&mut self, start: usize, next: usize, s: &Sample, renamed: bool) -> bool {
         let body = self.body;
         let line = &body[start..next];
         let sc = &mut *self.sc;
-        let canon: &[u8] = if s.canonical {
+        let prefix = |r: bool| -> &'static [u8] { if r { RENAME_PREFIX.as_bytes() } else { b"" } };
+        let canon: &[u8] = if s.canonical && !renamed {
             &line[s.name.0 as usize..s.close.map_or(s.name.1, |c| c + 1) as usize]
         } else {
-            canonical(line, s, &mut sc.pairs, &mut sc.canon);
+            canonical(line, s, prefix(renamed), &mut sc.pairs, &mut sc.canon);
             &sc.canon
         };
         let hash = hash_bytes(self.seed ^ SERIES_SEED, canon);
-        let dup = sc.series.probe(hash).any(|other| {
+        let dup = sc.series.probe(hash).any(|payload| {
+            let (other, o_renamed) = (
+                (payload & !RENAMED_BIT) as usize,
+                payload & RENAMED_BIT != 0,
+            );
             let mut os = Sample::default();
-            let (kind, len) = lex::classify_next(&body[other as usize..], &mut os);
-            let o = &body[other as usize..other as usize + len];
+            let (kind, len) = lex::classify_next(&body[other..], &mut os);
+            let o = &body[other..other + len];
             match kind {
-                Line::Sample if os.canonical => {
+                Line::Sample if os.canonical && !o_renamed => {
                     canon == &o[os.name.0 as usize..os.close.map_or(os.name.1, |c| c + 1) as usize]
                 }
                 Line::Sample => {
-                    canonical(o, &os, &mut sc.pairs, &mut sc.canon2);
+                    canonical(o, &os, prefix(o_renamed), &mut sc.pairs, &mut sc.canon2);
                     canon == &sc.canon2[..]
                 }
                 _ => false,
             }
         });
         if !dup {
-            sc.series.insert(hash, start as u32 + s.name.0);
+            let at = start as u32 + s.name.0;
+            sc.series
+                .insert(hash, at | if renamed { RENAMED_BIT } else { 0 });
         }
         dup
     }
@@ -491,8 +512,9 @@ impl Builder<'_> {
 /// Canonical series text of a valid sample line, as it will be output:
 /// `name{a="1",b="2"}` with label names (after `exported_` renames) sorted
 /// and no blanks (`name` alone without labels).
-fn canonical(line: &[u8], s: &Sample, pairs: &mut Vec<Pair>, out: &mut Vec<u8>) {
+fn canonical(line: &[u8], s: &Sample, prefix: &[u8], pairs: &mut Vec<Pair>, out: &mut Vec<u8>) {
     out.clear();
+    out.extend_from_slice(prefix);
     out.extend_from_slice(&line[s.name.0 as usize..s.name.1 as usize]);
     lex_pairs(line, s.name.1 as usize, pairs);
     if pairs.is_empty() {
@@ -640,6 +662,32 @@ mod tests {
         assert_eq!(i.drops.get(Reason::BadMetricName), 1);
         // a 1, c 1, b{le="x"} (untyped: le is an ordinary label), u{a="é"}
         assert_eq!(i.samples, 4);
+        // 9 dropped lines against 4 kept samples: junk, not metrics.
+        assert!(i.mostly_invalid());
+    }
+
+    #[test]
+    fn a_few_bad_lines_do_not_make_a_body_junk() {
+        assert!(
+            !idx(b"a 1
+b 2
+bad line
+")
+            .mostly_invalid()
+        );
+        assert!(!idx(b"").mostly_invalid());
+        assert!(
+            !idx(b"# only a comment
+")
+            .mostly_invalid()
+        );
+        assert!(
+            idx(b"a 1
+\x00\x01\x02
+bad line
+")
+            .mostly_invalid()
+        );
     }
 
     #[test]

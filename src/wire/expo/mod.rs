@@ -137,6 +137,21 @@ impl Exposition {
         old_buf
     }
 
+    /// Withdraw the source added last (before [`finish`](Self::finish)):
+    /// its buffer comes back (stale contents, for reuse), its index is kept
+    /// for reuse.
+    pub fn reject_last(&mut self) -> Option<Vec<u8>> {
+        let mut s = self.sources.pop()?;
+        let buf = std::mem::take(&mut s.buf);
+        self.spare.push(s);
+        Some(buf)
+    }
+
+    /// The source added last.
+    pub fn last(&self) -> Option<&Source> {
+        self.sources.last()
+    }
+
     /// Take every body buffer back (stale contents, for reuse), leaving the
     /// exposition empty.
     pub fn take_buffers(&mut self, out: &mut Vec<Vec<u8>>) {
