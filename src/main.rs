@@ -33,8 +33,8 @@ fn main() {
     let mut daemon = match Daemon::new(cfg) {
         Ok(d) => d,
         Err(e) => {
+            // One line on stderr, through the logger like every other line.
             log::error!("{e}");
-            eprintln!("{}: {e}", config::NAME);
             std::process::exit(1);
         }
     };

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 pub const NAME: &str = "kata-monitor";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Set by the build (`KATA_MONITOR_COMMIT=$(git rev-parse --short HEAD)`).
+/// Set by `build.rs` from git, or by the builder through `KATA_MONITOR_COMMIT`.
 pub const COMMIT: &str = match option_env!("KATA_MONITOR_COMMIT") {
     Some(c) => c,
     None => "unknown",
@@ -209,10 +209,22 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
                 }
             }
             "enable-debug-proxy" => {
-                // Go bool flags: `-flag` alone means true, `-flag=false`.
+                // Go bool flags: `-flag` alone means true, `-flag=false`. The
+                // monitor takes no positional arguments, so a following bare
+                // `true`/`false` is unambiguous and is taken as the value too.
                 let v = match p.optional_value() {
                     Some(v) => v.into_string().map_err(|_| bad("?", "true or false"))?,
-                    None => "true".into(),
+                    None => {
+                        let mut raw = p.raw_args().map_err(|e| e.to_string())?;
+                        let next = raw.peek().and_then(|n| n.to_str()).and_then(parse_bool);
+                        match next {
+                            Some(b) => {
+                                raw.next();
+                                b.to_string()
+                            }
+                            None => "true".into(),
+                        }
+                    }
                 };
                 cfg.debug_proxy = parse_bool(&v).ok_or_else(|| bad(&v, "true or false"))?;
             }
@@ -368,6 +380,10 @@ mod tests {
         assert_eq!(c.gzip_level, 0);
         assert_eq!(c.max_shim_body, 1 << 20);
         assert!(run(&["-enable-debug-proxy"]).unwrap().debug_proxy);
+        assert!(!run(&["--enable-debug-proxy", "false"]).unwrap().debug_proxy);
+        let c = run(&["-enable-debug-proxy", "-shim-timeout", "5s"]).unwrap();
+        assert!(c.debug_proxy);
+        assert_eq!(c.shim_timeout, Duration::from_secs(5));
         assert_eq!(
             run(&[":8091"]).unwrap_err(),
             "unexpected argument \":8091\""

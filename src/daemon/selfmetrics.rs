@@ -24,11 +24,7 @@ pub fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
     )
     .sample(
         "kata_monitor_build_info",
-        &[
-            ("version", VERSION),
-            ("commit", COMMIT),
-            ("implementation", "rust"),
-        ],
+        &[("version", VERSION), ("commit", COMMIT)],
         b"",
         1u64,
     );
