@@ -309,3 +309,19 @@ fn renamed_names_cannot_duplicate_series() {
         parse(&out);
     }
 }
+
+#[test]
+fn a_dropped_line_does_not_claim_its_series() {
+    // The bare summary line is dropped (no quantile); the renamed untyped
+    // `process_y` then owns the series `kata_shim_process_y`, and is kept.
+    let body = b"# TYPE kata_shim_process_y summary\nkata_shim_process_y 0\nprocess_y 1\n";
+    let inputs = vec![Input::new("a", "u", "n", "ns", body)];
+    let out = run_all(&inputs, false).unwrap();
+    let expo = build(&inputs, 1);
+    assert_eq!(expo.drops(0).get(Reason::BadLeOrQuantile), 1);
+    assert_eq!(expo.drops(0).get(Reason::DuplicateSeries), 0);
+    let e = parse(&out);
+    let f = e.family("kata_shim_process_y").unwrap();
+    assert_eq!(f.samples.len(), 1);
+    assert_eq!(f.samples[0].value, "1");
+}

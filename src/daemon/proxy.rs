@@ -49,7 +49,7 @@ pub struct Proxy {
     until: Instant,
 }
 
-/// What a client's pump got from [`Daemon::proxy_pull`].
+/// What a client's pump got from `Daemon::proxy_pull`.
 pub enum Pull {
     /// Bytes were queued.
     More,

@@ -12,7 +12,8 @@
 //! valid or not, returns `None` and the general parser classifies it (and
 //! names the reason it is dropped). `tests` holds the two to the same answer.
 
-use super::lex::{MAX_LABELS, Sample, float_ok, is_injected};
+use super::lex::{MAX_LABELS, Sample, is_injected};
+use super::number::float_ok;
 use super::swar::{eq, scan_label, scan_name, scan_token, scan_value};
 
 /// `a` sorts strictly after `b` (bytewise, a proper prefix first).

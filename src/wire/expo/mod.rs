@@ -3,7 +3,8 @@
 //! Given N sandboxes' raw bodies and each sandbox's injected labels, produce the
 //! merged Prometheus text that `/metrics` serves, as a stream of byte chunks:
 //!
-//! * [`lex`]: checked classification of one line (the grammar);
+//! * [`lex`]: checked classification of one line (the grammar), with
+//!   [`number`] for values and timestamps;
 //! * [`index`]: one pass over a body: families, runs of kept lines, insertion
 //!   points (labels, `kata_shim_` renames, `exported_` renames), drop counters;
 //! * [`merge`]: the cross-sandbox plan (sorted families, HELP/TYPE choice,
@@ -36,6 +37,7 @@ pub mod index;
 pub mod labels;
 pub mod lex;
 pub mod merge;
+pub mod number;
 pub mod render;
 mod swar;
 pub mod text;
