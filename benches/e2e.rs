@@ -7,7 +7,9 @@
 //! peak RSS (VmRSS before the first scrape, VmHWM at the end), and response
 //! bytes plain and gzip.
 //!
-//! `cargo bench --bench e2e` (`-- 100` for one size, `-- --scrapes 50`).
+//! `cargo bench --bench e2e` (`-- 100` for one size, `-- --scrapes 50`,
+//! `-- --monitor target/static/kata-monitor` for another build, such as the
+//! static musl binary that ships: `deploy/build-static.sh` makes it).
 //!
 //! `cargo bench --bench e2e -- --cri` measures the CRI client instead (see
 //! `cri_section`): the round trip of its ListPodSandbox calls against the
@@ -114,7 +116,7 @@ fn main() {
     let mut sizes: Vec<usize> = args
         .iter()
         .enumerate()
-        .filter(|(i, _)| *i == 0 || args[i - 1] != "--scrapes")
+        .filter(|(i, _)| *i == 0 || (args[i - 1] != "--scrapes" && args[i - 1] != "--monitor"))
         .filter_map(|(_, a)| a.parse().ok())
         .collect();
     if sizes.is_empty() {
@@ -126,14 +128,19 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
+    let monitor: String = args
+        .iter()
+        .position(|a| a == "--monitor")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| node::MONITOR.to_string());
     if args.iter().any(|a| a == "--cri") {
         cri_section(scrapes);
         return;
     }
     println!(
-        "monitor: {} (release); {} scrapes per series, keep-alive, fresh round each",
-        node::MONITOR,
-        scrapes
+        "monitor: {}; {} scrapes per series, keep-alive, fresh round each",
+        monitor, scrapes
     );
     println!(
         "{:>9} | {:>9} {:>9} {:>11} | {:>9} {:>9} {:>11} | {:>9} {:>9} | {:>11} {:>9}",
@@ -156,7 +163,18 @@ fn main() {
         } else {
             "info"
         };
-        let m = Monitor::start(&sim.roots_arg(), &["--log-level", level]);
+        let roots = sim.roots_arg();
+        let m = Monitor::start_bin(
+            &monitor,
+            &[
+                "--listen-address",
+                "127.0.0.1:0",
+                "--sandbox-dirs",
+                &roots,
+                "--log-level",
+                level,
+            ],
+        );
         let until = Instant::now() + Duration::from_secs(10);
         while m.get("/sandboxes").text().lines().count() < n {
             assert!(Instant::now() < until, "sandboxes not discovered");

@@ -135,7 +135,12 @@ impl Monitor {
     }
 
     pub fn start_args(args: &[&str]) -> Monitor {
-        let mut child = Command::new(MONITOR)
+        Self::start_bin(MONITOR, args)
+    }
+
+    /// Like `start_args`, for another build of the monitor (the static one).
+    pub fn start_bin(bin: &str, args: &[&str]) -> Monitor {
+        let mut child = Command::new(bin)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
