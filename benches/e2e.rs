@@ -3,7 +3,8 @@
 //! keep-alive connection the way Prometheus does.
 //!
 //! Prints, per node size: p50/p90 scrape latency, the monitor's CPU time per
-//! scrape (from /proc/<pid>/schedstat, ns resolution, user+sys), idle and
+//! scrape (from /proc/<pid>/schedstat, ns resolution, user+sys; a final line
+//! cross-checks the totals against /proc/<pid>/stat utime+stime), idle and
 //! peak RSS (VmRSS before the first scrape, VmHWM at the end), and response
 //! bytes plain and gzip.
 //!
@@ -32,6 +33,23 @@ fn cpu_ns(pid: u32) -> u64 {
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
         .unwrap_or(0)
+}
+
+/// utime + stime from `/proc/<pid>/stat`, in ms (clock-tick resolution):
+/// the measure, printed as a cross-check of the schedstat figures.
+fn stat_cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks as f64 * 1000.0 / hz
 }
 
 fn status_kb(pid: u32, key: &str) -> u64 {
@@ -156,6 +174,7 @@ fn main() {
         "plain B",
         "gzip B"
     );
+    let mut cross_check = Vec::new();
     for n in sizes {
         let sim = Sim::start(&["--sandboxes", &n.to_string(), "--bodies", "default"]);
         let level = if std::env::var("E2E_LOG_DEBUG").is_ok() {
@@ -182,8 +201,11 @@ fn main() {
         }
         let pid = m.child.id();
         let idle = status_kb(pid, "VmRSS:");
+        let (stat0, sched0) = (stat_cpu_ms(pid), cpu_ns(pid));
         let plain = scrape_series(&m, false, scrapes);
         let gz = scrape_series(&m, true, scrapes);
+        let (stat1, sched1) = (stat_cpu_ms(pid), cpu_ns(pid));
+        cross_check.push((n, stat1 - stat0, (sched1 - sched0) as f64 / 1e6));
         let peak = status_kb(pid, "VmHWM:");
         if std::env::var("E2E_LOG_DEBUG").is_ok() {
             for l in m
@@ -207,6 +229,11 @@ fn main() {
             peak,
             plain.bytes,
             gz.bytes
+        );
+    }
+    for (n, stat, sched) in cross_check {
+        println!(
+            "cross-check, {n} sandboxes, all scrapes incl. warm-up: /proc/pid/stat {stat:.0} ms, schedstat {sched:.1} ms"
         );
     }
 }
