@@ -130,6 +130,7 @@ fn metadata_lands_on_the_right_series_with_one_coalesced_call() {
     assert_eq!(gauge(&e, "kata_monitor_cri_pending_sandboxes"), 0.0);
     assert_eq!(gauge(&e, "kata_monitor_cri_connected"), 1.0);
     assert_eq!(n.cri.connections(), 1, "one long-lived connection");
+    assert_eq!(gauge(&e, "kata_monitor_cri_connections_total"), 1.0);
     let d = e
         .family("kata_monitor_cri_request_duration_seconds")
         .unwrap();
@@ -195,6 +196,7 @@ fn runtime_restart_reconnects() {
     assert!(n.cri.connections() >= 2);
     // Metadata known before the restart is kept.
     let e = metrics(&n.m);
+    assert!(gauge(&e, "kata_monitor_cri_connections_total") >= 2.0);
     assert_eq!(labels_of(&e, &n.sim.ids[0]).unwrap().1, "pod-0");
 }
 
@@ -222,6 +224,10 @@ fn absent_runtime_never_delays_scrapes() {
         "{}",
         h.text()
     );
+    // The log says so once, not at every retry.
+    let log = m.log_text();
+    assert_eq!(log.matches("CRI runtime unreachable").count(), 1, "{log}");
+    assert!(log.contains("/nonexistent/cri.sock"), "{log}");
 }
 
 #[test]

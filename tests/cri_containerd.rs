@@ -169,6 +169,20 @@ fn real_containerd_pod_metadata() {
         Some((pods[1].1.clone(), pods[1].0.clone(), pods[1].2.to_string()))
     );
 
+    // Idle, the connection stays up. containerd (grpc-go) answers PINGs sent
+    // on a connection without open streams with GOAWAY `too_many_pings`; a
+    // monitor that pinged when idle (every 30 s, as it once did) lost its
+    // connection here and redialled.
+    std::thread::sleep(std::time::Duration::from_secs(35));
+    let text = m.get("/metrics").text();
+    assert!(text.contains("kata_monitor_cri_connected 1"));
+    assert!(
+        text.contains("kata_monitor_cri_connections_total 1\n"),
+        "reconnected while idle: {}",
+        m.log_text()
+    );
+    assert!(!m.log_text().contains("CRI connection lost"));
+
     // Clean up the remaining pod (containerd itself is torn down on drop).
     let _ = cri.stop_pod_sandbox(&ids[1]);
     let _ = cri.remove_pod_sandbox(&ids[1]);

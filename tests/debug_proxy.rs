@@ -57,9 +57,17 @@ fn endpoints_headers_and_links() {
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     assert!(r.text().contains("goroutine"));
 
+    // Without its slash, the index is a redirect (Go's ServeMux, upstream)
+    // that keeps the sandbox; a client following it gets the page.
+    let r = get("/debug/pprof");
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/debug/pprof/?sandbox={id}").as_str())
+    );
     // The index page's links carry the sandbox, with either quote style.
-    for p in ["/debug/pprof/", "/debug/pprof"] {
-        let r = get(p);
+    {
+        let r = get("/debug/pprof/");
         assert_eq!(r.status, 200);
         assert!(r.header("content-type").unwrap().starts_with("text/html"));
         let page = r.text();
@@ -75,10 +83,30 @@ fn endpoints_headers_and_links() {
     }
     // Unknown sub-page: the shim's own answer.
     assert_eq!(get("/debug/pprof/nope").status, 404);
-    // Missing and unknown sandboxes.
-    assert_eq!(m.get("/debug/vars").status, 400);
+    // Missing and unknown sandboxes (nosniff, as Go's http.Error).
+    let r = m.get("/debug/vars");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(m.get("/debug/pprof/heap?sandbox=").status, 400);
     assert_eq!(m.get("/debug/vars?sandbox=../../x").status, 404);
+}
+
+#[test]
+fn pprof_index_keeps_the_shims_content_type() {
+    // Kata's default shim has pprof off: its mux answers 404 text/plain.
+    let root = common::node::tmpdir("nopprof");
+    let body = "404 page not found\n";
+    let resp = format!(
+        "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         X-Content-Type-Options: nosniff\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _shim = common::node::FakeShim::start_raw(&root.join("sb1"), resp.into_bytes());
+    let m = Monitor::start(&root.display().to_string(), &[]);
+    let r = m.get("/debug/pprof/?sandbox=sb1");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(r.text(), body);
 }
 
 #[test]

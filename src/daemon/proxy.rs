@@ -157,7 +157,7 @@ impl Daemon {
                 .min(3600.0)
         };
         let (kind, extra) = match p {
-            "/debug/pprof/" | "/debug/pprof" => (ProxyKind::PprofIndex(Vec::new()), 0.0),
+            "/debug/pprof/" => (ProxyKind::PprofIndex(Vec::new()), 0.0),
             "/debug/pprof/symbol" => (
                 ProxyKind::Debug {
                     content_type: Some("text/plain; charset=utf-8"),
@@ -390,6 +390,7 @@ impl Daemon {
             return;
         };
         let status = s.conn.head().map_or(0, |h| h.status);
+        let shim_type = s.conn.head().and_then(|h| h.content_type.clone());
         let client = p.client;
         let head_only = p.head_only;
         let sandbox = p.sandbox.clone();
@@ -413,15 +414,23 @@ impl Daemon {
                 );
             }
             ProxyKind::PprofIndex(body) => {
-                let page = rewrite_pprof_links(&String::from_utf8_lossy(&body), &sandbox);
+                // The shim's Content-Type is kept (a shim without pprof
+                // answers 404 text/plain); links are rewritten in HTML only.
+                let ctype = shim_type.unwrap_or_else(|| "text/html; charset=utf-8".into());
+                let html = ctype.to_ascii_lowercase().starts_with("text/html");
+                let page = if html {
+                    rewrite_pprof_links(&String::from_utf8_lossy(&body), &sandbox).into_bytes()
+                } else {
+                    body
+                };
                 self.respond(
                     client,
                     status,
                     &[
-                        ("Content-Type", "text/html; charset=utf-8"),
+                        ("Content-Type", ctype.as_str()),
                         ("X-Content-Type-Options", "nosniff"),
                     ],
-                    page.as_bytes(),
+                    &page,
                     head_only,
                     now,
                 );

@@ -100,6 +100,24 @@ impl Daemon {
                 );
                 self.respond_text(key, 200, &body, head_only, now);
             }
+            "/debug/pprof" if self.cfg.debug_proxy => {
+                // What Go's ServeMux (upstream's router, and the shim's)
+                // answers for a subtree without its slash; the query stays.
+                let mut location = String::from("/debug/pprof/");
+                if !req.query.is_empty() {
+                    location.push('?');
+                    location.push_str(&req.query);
+                }
+                let body = format!(
+                    "<a href=\"{}\">Moved Permanently</a>.\n\n",
+                    html_escape(&location)
+                );
+                let headers = [
+                    ("Location", location.as_str()),
+                    ("Content-Type", "text/html; charset=utf-8"),
+                ];
+                self.respond(key, 301, &headers, body.as_bytes(), head_only, now);
+            }
             p if p.starts_with("/debug/") && self.cfg.debug_proxy => {
                 self.route_debug(key, &req, head_only, now)
             }
@@ -241,18 +259,36 @@ impl Daemon {
         head_only: bool,
         now: Instant,
     ) {
-        self.respond(
-            key,
-            status,
-            &[("Content-Type", "text/plain; charset=utf-8")],
-            body.as_bytes(),
-            head_only,
-            now,
-        );
+        // Errors carry nosniff, as Go's http.Error (upstream) sets it.
+        let headers: &[(&str, &str)] = if status >= 400 {
+            &[
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("X-Content-Type-Options", "nosniff"),
+            ]
+        } else {
+            &[("Content-Type", "text/plain; charset=utf-8")]
+        };
+        self.respond(key, status, headers, body.as_bytes(), head_only, now);
     }
 }
 
 /// Shorten untrusted text echoed in an error message.
 pub fn truncate(s: &str) -> String {
     s.chars().take(140).collect()
+}
+
+/// Escape text for HTML (attribute values included).
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }

@@ -159,6 +159,17 @@ pub fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
         u64::from(cri.stats.connected),
     );
     w.family(
+        "kata_monitor_cri_connections_total",
+        "Connections to the CRI runtime established since start (one long-lived connection is the norm).",
+        Kind::Counter,
+    )
+    .sample(
+        "kata_monitor_cri_connections_total",
+        &[],
+        b"",
+        cri.stats.connections,
+    );
+    w.family(
         "kata_monitor_cri_pending_sandboxes",
         "Sandboxes still waiting for pod metadata from the CRI runtime.",
         Kind::Gauge,

@@ -380,6 +380,14 @@ pub struct FakeShim {
 
 impl FakeShim {
     pub fn start(dir: &Path, body: &'static [u8]) -> FakeShim {
+        let mut resp =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        resp.extend_from_slice(body);
+        Self::start_raw(dir, resp)
+    }
+
+    /// Answers every request with `response`, a whole raw HTTP response.
+    pub fn start_raw(dir: &Path, response: Vec<u8>) -> FakeShim {
         std::fs::create_dir_all(dir).unwrap();
         let path = dir.join("shim-monitor.sock");
         let _ = std::fs::remove_file(&path);
@@ -394,12 +402,7 @@ impl FakeShim {
                         s.set_nonblocking(false).unwrap();
                         let mut req = [0u8; 4096];
                         let _ = s.read(&mut req);
-                        let _ = write!(
-                            s,
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
-                            body.len()
-                        );
-                        let _ = s.write_all(body);
+                        let _ = s.write_all(&response);
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }

@@ -294,7 +294,17 @@ impl Exchange<'_> {
                     None,
                 );
             }
-            b"/debug/pprof" | b"/debug/pprof/" => {
+            b"/debug/pprof" => {
+                // Go's ServeMux: a subtree without its slash is redirected.
+                self.buf
+                    .extend_from_slice(b"<a href=\"/debug/pprof/\">Moved Permanently</a>.\n\n");
+                let hdr = [
+                    ("Location", "/debug/pprof/"),
+                    ("Content-Type", "text/html; charset=utf-8"),
+                ];
+                return self.fixed(conn, req, "301 Moved Permanently", &hdr, None);
+            }
+            b"/debug/pprof/" => {
                 let hdr = [("Content-Type", "text/html; charset=utf-8")];
                 return self.fixed(conn, req, ok, &hdr, Some(debug::index()));
             }

@@ -5,8 +5,14 @@
 //! `AsyncRead`/`AsyncWrite` traits (`WouldBlock` is `Pending`), futures are
 //! polled with a waker that only sets a flag, and everything is polled again
 //! while the flag is set (h2 wakes its connection task on `send_request`,
-//! `send_data`, dropped streams...). Deadlines, keepalive pings and
-//! reconnects are ours: h2 has no timers.
+//! `send_data`, dropped streams...). Deadlines and reconnects are ours: h2
+//! has no timers.
+//!
+//! No keepalive PINGs: the runtime is a local unix socket, so a runtime that
+//! exits or restarts closes it (seen at once as EOF), and one that hangs is
+//! caught by the call deadline. Idle pings would also get the connection
+//! closed: gRPC servers (containerd, CRI-O) answer PINGs without an open
+//! stream, more often than every 5 minutes, with GOAWAY `too_many_pings`.
 //!
 //! Owns: the connection, the call in flight and the [`policy`]. Never
 //! blocks; a slow, hung or broken runtime only delays metadata, never a
@@ -16,8 +22,8 @@ pub mod policy;
 
 use crate::wire::{cri, grpc};
 use bytes::Bytes;
+use h2::RecvStream;
 use h2::client::{Connection, ResponseFuture, SendRequest};
-use h2::{Ping, PingPong, RecvStream};
 use mio::net::UnixStream;
 use policy::Policy;
 use std::collections::BTreeMap;
@@ -32,9 +38,6 @@ use std::time::{Duration, Instant};
 
 /// Time allowed for one `ListPodSandbox` call.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-/// Idle time before a keepalive PING, and time allowed for its PONG.
-pub const KEEPALIVE: Duration = Duration::from_secs(30);
-pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for the connection preface and SETTINGS exchange.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -114,10 +117,6 @@ enum Conn {
     Up {
         send: SendRequest<Bytes>,
         conn: Box<Connection<Io, Bytes>>,
-        ping: Option<PingPong>,
-        /// A PING is out since this instant.
-        ping_sent: Option<Instant>,
-        last_activity: Instant,
     },
 }
 
@@ -150,6 +149,9 @@ pub struct Stats {
     /// `connection`).
     pub requests: BTreeMap<&'static str, u64>,
     pub connected: bool,
+    /// Connections established (handshake done) since start: 1 on a healthy
+    /// node; growth means the runtime keeps closing the connection.
+    pub connections: u64,
     /// Completed calls (any result) and their total time, request sent to
     /// answer decoded.
     pub call_count: u64,
@@ -164,6 +166,8 @@ pub struct Cri {
     pub stats: Stats,
     flag: Arc<Flag>,
     waker: Waker,
+    /// "Unreachable" was logged since the last established connection.
+    unreachable_logged: bool,
 }
 
 impl Cri {
@@ -177,6 +181,7 @@ impl Cri {
             stats: Stats::default(),
             waker: Waker::from(flag.clone()),
             flag,
+            unreachable_logged: false,
         }
     }
 
@@ -185,14 +190,7 @@ impl Cri {
         let conn = match &self.conn {
             Conn::Down { retry } => Some(*retry),
             Conn::Handshaking { deadline, .. } => Some(*deadline),
-            Conn::Up {
-                ping_sent,
-                last_activity,
-                ..
-            } => Some(match ping_sent {
-                Some(t) => *t + PING_TIMEOUT,
-                None => *last_activity + KEEPALIVE,
-            }),
+            Conn::Up { .. } => None,
         };
         let call = self.call.as_ref().map(|c| c.deadline);
         let due = if matches!(self.conn, Conn::Up { .. }) {
@@ -203,30 +201,12 @@ impl Cri {
         [conn, call, due].into_iter().flatten().min()
     }
 
-    /// Timers: reconnects, deadlines, pings, due calls.
+    /// Timers: reconnects, deadlines, due calls.
     pub fn on_timer(&mut self, registry: &mio::Registry, now: Instant) -> Option<Listing> {
         match &mut self.conn {
             Conn::Down { retry } if now >= *retry => self.connect(registry, now),
             Conn::Handshaking { deadline, .. } if now >= *deadline => {
                 self.conn_lost("handshake timed out", now);
-            }
-            Conn::Up {
-                ping,
-                ping_sent,
-                last_activity,
-                ..
-            } => {
-                if let Some(t) = ping_sent {
-                    if now >= *t + PING_TIMEOUT {
-                        self.conn_lost("keepalive ping not answered", now);
-                    }
-                } else if now >= *last_activity + KEEPALIVE
-                    && self.call.is_none()
-                    && let Some(p) = ping.as_mut()
-                    && p.send_ping(Ping::opaque()).is_ok()
-                {
-                    *ping_sent = Some(now);
-                }
             }
             _ => {}
         }
@@ -275,7 +255,14 @@ impl Cri {
     fn conn_lost(&mut self, why: &str, now: Instant) {
         if self.stats.connected || !matches!(self.conn, Conn::Down { .. }) {
             log::warn!(endpoint:% = self.path.display(), error = why; "CRI connection lost, reconnecting");
+        } else if !self.unreachable_logged {
+            // Once until the next success: retries follow every few seconds.
+            log::warn!(
+                endpoint:% = self.path.display(), error = why;
+                "CRI runtime unreachable, serving sandboxes without pod labels; retrying"
+            );
         }
+        self.unreachable_logged = true;
         if self.call.is_some() {
             self.end_call("connection", now);
             self.policy.failed(now, policy::RETRY_BASE);
@@ -321,47 +308,27 @@ impl Cri {
                     self.conn_lost(&format!("handshake: {e}"), now);
                     return;
                 }
-                Poll::Ready(Ok((send, mut conn))) => {
-                    let ping = conn.ping_pong();
+                Poll::Ready(Ok((send, conn))) => {
                     log::info!(endpoint:% = self.path.display(); "connected to the CRI runtime");
                     self.policy.connected();
                     self.stats.connected = true;
+                    self.unreachable_logged = false;
+                    self.stats.connections += 1;
                     self.conn = Conn::Up {
                         send,
                         conn: Box::new(conn),
-                        ping,
-                        ping_sent: None,
-                        last_activity: now,
                     };
                 }
             }
         }
-        let Conn::Up {
-            conn,
-            ping,
-            ping_sent,
-            ..
-        } = &mut self.conn
-        else {
+        let Conn::Up { conn, .. } = &mut self.conn else {
             return;
         };
-        let mut lost = None;
-        if ping_sent.is_some()
-            && let Some(p) = ping.as_mut()
-            && let Poll::Ready(r) = p.poll_pong(cx)
-        {
-            *ping_sent = None;
-            if let Err(e) = r {
-                lost = Some(format!("ping: {e}"));
-            }
-        }
-        if lost.is_none() {
-            match Pin::new(conn.as_mut()).poll(cx) {
-                Poll::Pending => {}
-                Poll::Ready(Ok(())) => lost = Some("closed by the runtime".to_string()),
-                Poll::Ready(Err(e)) => lost = Some(e.to_string()),
-            }
-        }
+        let lost = match Pin::new(conn.as_mut()).poll(cx) {
+            Poll::Pending => None,
+            Poll::Ready(Ok(())) => Some("closed by the runtime".to_string()),
+            Poll::Ready(Err(e)) => Some(e.to_string()),
+        };
         if let Some(why) = lost {
             self.conn_lost(&why, now);
         }
@@ -371,12 +338,7 @@ impl Cri {
         if self.call.is_some() {
             return;
         }
-        let Conn::Up {
-            send,
-            last_activity,
-            ..
-        } = &mut self.conn
-        else {
+        let Conn::Up { send, .. } = &mut self.conn else {
             return;
         };
         if self.policy.next_due().is_none_or(|d| d > now) {
@@ -407,7 +369,6 @@ impl Cri {
                     self.conn_lost(&why, now);
                     return;
                 }
-                *last_activity = now;
                 self.policy.start_call(now);
                 self.call = Some(Call {
                     stage: Some(Stage::Head(resp)),
@@ -512,9 +473,6 @@ impl Cri {
         match cri::parse_list_response(&msg) {
             Ok(items) => {
                 self.end_call("ok", now);
-                if let Conn::Up { last_activity, .. } = &mut self.conn {
-                    *last_activity = now;
-                }
                 let listing: Listing = items.into_iter().collect();
                 let gave_up = self.policy.answered(&|id| listing.contains_key(id), now);
                 for id in gave_up {
