@@ -262,6 +262,13 @@ fn gzip_filter_and_passthrough() {
         "passthrough is the raw rs body"
     );
     assert_eq!(m.get("/metrics?sandbox=").status, 400);
+    // A value that does not decode is an error, not "no sandbox given"
+    // (which would answer the whole node's metrics).
+    for q in ["%", "%ff", "%zz"] {
+        let r = m.get(&format!("/metrics?sandbox={q}"));
+        assert_eq!(r.status, 400, "{q}");
+        assert!(r.text().contains("invalid sandbox"), "{q}");
+    }
     assert_eq!(m.get("/metrics?sandbox=nope").status, 404);
     assert_eq!(m.get("/metrics?sandbox=..%2F..%2Fetc").status, 404);
     // agent-url with the newline upstream adds.
@@ -300,6 +307,24 @@ fn pages_methods_and_limits() {
         Some("GET, HEAD")
     );
     assert_eq!(m.get("/nope").status, 404);
+    // A malformed head gets exactly one answer, which closes the connection.
+    for bad in [
+        &b"BLAH\r\n\r\n"[..],
+        b"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        let mut s = TcpStream::connect(m.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(bad).unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).unwrap();
+        let text = String::from_utf8_lossy(&all);
+        assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "{text}");
+        assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+        assert!(
+            text.to_ascii_lowercase().contains("connection: close"),
+            "{text}"
+        );
+    }
     // 431 for an oversized head.
     let big = "x".repeat(9000);
     assert_eq!(m.get_with("/", &[("X-Big", &big)]).status, 431);
@@ -478,5 +503,55 @@ fn finished_connections_free_their_slot_at_once() {
     let m = Monitor::start(&sim.roots_arg(), &["--max-connections", "1"]);
     for i in 0..200 {
         assert_eq!(m.get("/healthz").status, 200, "request {i}");
+    }
+}
+
+#[test]
+fn half_closed_clients_get_their_answer() {
+    // A client may shut down its sending side right after the request
+    // (RFC 9112 §9.6). The slow sandbox keeps the round open, so the FIN
+    // arrives while the request waits.
+    let sim = Sim::start(&["--sandboxes", "2", "--fault", "1=slow", "--slow-ms", "20"]);
+    let m = Monitor::start(&sim.roots_arg(), &[]);
+    let id = sim.ids[0].clone();
+    for target in ["/metrics".to_string(), format!("/metrics?sandbox={id}")] {
+        for _ in 0..4 {
+            let mut s = TcpStream::connect(m.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut c = Client {
+                sock: s,
+                pending: Vec::new(),
+            };
+            let r = c
+                .response()
+                .unwrap_or_else(|| panic!("{target}: no answer"));
+            assert_eq!(r.status, 200, "{target}");
+            check_exposition(&r.body).unwrap_or_else(|e| panic!("{target}: {e}"));
+            // Then the connection closes: with `Connection: close` when the
+            // FIN came first, otherwise after a kept-alive answer, when
+            // reading the next request hits EOF.
+            let mut rest = Vec::new();
+            c.sock.read_to_end(&mut rest).unwrap();
+            assert!(rest.is_empty() && c.pending.is_empty());
+        }
+    }
+    // A client that closes for good while waiting frees its slot.
+    for _ in 0..5 {
+        let mut s = TcpStream::connect(m.addr).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        drop(s);
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let h = m.get("/healthz").text();
+        if h.contains("\nconnections 1\n") {
+            break;
+        }
+        assert!(Instant::now() < until, "slots not freed: {h}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

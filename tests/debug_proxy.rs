@@ -297,6 +297,23 @@ fn profile_durations_extend_the_shim_timeout() {
     let r = m.get(&format!("/debug/pprof/heap?seconds=1&debug=1&sandbox={id}"));
     assert_eq!(r.status, 400);
 
+    // `seconds=0` (or not an integer) means Go's default of 30 s for a CPU
+    // profile: the answer is not cut off at the 1 s shim timeout.
+    for q in ["seconds=0", "seconds=1.5"] {
+        let mut c = Client::connect(m.addr);
+        c.send(
+            format!("GET /debug/pprof/profile?{q}&sandbox={id} HTTP/1.1\r\nHost: t\r\n\r\n")
+                .as_bytes(),
+        );
+        c.sock
+            .set_read_timeout(Some(Duration::from_millis(2500)))
+            .unwrap();
+        assert!(
+            c.response().is_none(),
+            "{q}: answered before the profile ended"
+        );
+    }
+
     // Three chunks over 3 s, 1.5 s apart: all arrive.
     let r = m.get(&format!("/debug/pprof/trace?seconds=3&sandbox={id}"));
     assert_eq!(r.status, 200);

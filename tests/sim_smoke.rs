@@ -318,7 +318,8 @@ fn sim_smoke() {
     assert!(trace.chunks.len() >= 4, "{:?}", trace.chunks);
     assert!(trace.chunks.iter().all(|&c| c == 32 * 1024));
     assert!(t.elapsed() >= Duration::from_millis(250));
-    let profile = get(&mut c0, "/debug/pprof/profile?seconds=0.1");
+    // An integer, as Go reads it (a fraction would mean the 30 s default).
+    let profile = get(&mut c0, "/debug/pprof/profile?seconds=1");
     assert_eq!(
         profile.header("content-disposition"),
         Some("attachment; filename=\"profile\"")

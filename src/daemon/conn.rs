@@ -182,11 +182,25 @@ pub struct Conn {
     pub deadline: Instant,
     /// When the first byte of the current request head arrived.
     pub head_started: Option<Instant>,
-    /// The peer closed its side (noticed while not reading).
+    /// The peer closed its sending side (noticed while not reading): no
+    /// further request will come, the connection closes after the answer.
     pub peer_closed: bool,
 }
 
 /// Result of [`Conn::read_request`].
+/// What a waiting client's socket says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerState {
+    /// Nothing new, or a next (pipelined) request.
+    Open,
+    /// FIN: the client sent all it will send. It may still read (a
+    /// half-close after the request), or have closed for good; only a
+    /// write can tell, so the answer is still sent.
+    Eof,
+    /// Reset or another error: nobody will read the answer.
+    Gone,
+}
+
 pub enum ReadOutcome {
     Request(Request),
     NeedMore,
@@ -252,6 +266,12 @@ impl Conn {
         }
     }
 
+    /// Forget buffered input (after a refused request head).
+    pub fn discard_input(&mut self) {
+        self.in_len = 0;
+        self.head_started = None;
+    }
+
     /// Bytes of a next request already buffered (pipelining).
     pub fn has_buffered_input(&self) -> bool {
         self.in_len > 0
@@ -271,14 +291,17 @@ impl Conn {
         Ok(true)
     }
 
-    /// Check, without consuming request bytes, whether the peer has gone
-    /// (used while a request waits for a fetch round).
-    pub fn peer_gone(&mut self) -> bool {
+    /// Check, without consuming request bytes, what the peer did (used
+    /// while a request waits for its answer).
+    pub fn peer_state(&mut self) -> PeerState {
         let mut b = [0u8; 1];
         match self.sock.peek(&mut b) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted),
+            Ok(0) => PeerState::Eof,
+            Ok(_) => PeerState::Open,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+                PeerState::Open
+            }
+            Err(_) => PeerState::Gone,
         }
     }
 }

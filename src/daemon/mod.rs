@@ -30,7 +30,7 @@ pub mod watch;
 use crate::wire::expo::Exposition;
 use crate::wire::gzip::GzipPump;
 use config::Config;
-use conn::{Body, Conn, ReadOutcome, State};
+use conn::{Body, Conn, PeerState, ReadOutcome, State};
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll};
@@ -353,9 +353,18 @@ impl Daemon {
         match c.state {
             State::Reading => self.read_requests(key, now),
             State::Waiting => {
-                if closed && c.peer_gone() {
-                    c.peer_closed = true;
-                    self.close(key);
+                if closed {
+                    match c.peer_state() {
+                        PeerState::Open => {}
+                        // A half-closed client still gets its answer (RFC
+                        // 9112 §9.6); one that has gone for good makes the
+                        // first write fail, which closes the connection.
+                        PeerState::Eof => {
+                            c.peer_closed = true;
+                            c.keep_alive = false;
+                        }
+                        PeerState::Gone => self.close(key),
+                    }
                 }
             }
             State::Writing => self.pump(key, now),
@@ -397,10 +406,17 @@ impl Daemon {
                 }
                 ReadOutcome::Refuse(status) => {
                     log::info!(status = status; "refused malformed request");
-                    self.respond_text(key, status, "bad request\n", false, now);
-                    if let Some(c) = self.conns.get_mut(key) {
-                        c.keep_alive = false;
-                    }
+                    // One answer, then close: nothing after a bad head can
+                    // be trusted to start a request (set before answering,
+                    // which may complete at once and resume reading).
+                    c.keep_alive = false;
+                    c.discard_input();
+                    let msg = if status == 431 {
+                        "request header fields too large\n"
+                    } else {
+                        "bad request\n"
+                    };
+                    self.respond_text(key, status, msg, false, now);
                     return;
                 }
             }

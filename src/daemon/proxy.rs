@@ -149,10 +149,19 @@ impl Daemon {
             return;
         };
         let p = req.path.as_str();
-        let seconds = |default: f64| {
-            query_value(&req.query, "seconds")
-                .and_then(|s| s.parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s >= 0.0)
+        // How the shim (Go's net/http/pprof) reads `seconds`: an integer for
+        // profile and the named profiles, a float for trace; a value that
+        // does not parse or is not positive means the default.
+        let seconds = |default: f64, float: bool| {
+            let v = query_value(&req.query, "seconds");
+            let v = v.as_deref().unwrap_or("");
+            let parsed = if float {
+                v.parse::<f64>().ok()
+            } else {
+                v.parse::<i64>().ok().map(|n| n as f64)
+            };
+            parsed
+                .filter(|s| s.is_finite() && *s > 0.0)
                 .unwrap_or(default)
                 .min(3600.0)
         };
@@ -170,14 +179,14 @@ impl Daemon {
                     content_type: Some("application/octet-stream"),
                     disposition: Some("attachment; filename=\"trace\""),
                 },
-                seconds(1.0),
+                seconds(1.0, true),
             ),
             "/debug/pprof/profile" => (
                 ProxyKind::Debug {
                     content_type: None,
                     disposition: None,
                 },
-                seconds(30.0),
+                seconds(30.0, false),
             ),
             // Named profiles (heap, allocs, block, mutex, goroutine, ...)
             // take `seconds` too: Go then answers a delta after that long.
@@ -186,7 +195,7 @@ impl Daemon {
                     content_type: None,
                     disposition: None,
                 },
-                seconds(0.0),
+                seconds(0.0, false),
             ),
             _ => (
                 ProxyKind::Debug {

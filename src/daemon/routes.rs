@@ -10,7 +10,9 @@ use super::conn::{State, Waiting};
 use super::proxy::{ProxyKind, ProxyRequest};
 use super::slab::Key;
 use crate::wire::expo::Filter;
-use crate::wire::http::request::{Method, Request, percent_encode, query_value, query_values};
+use crate::wire::http::request::{
+    Method, Request, percent_encode, query_has, query_value, query_values,
+};
 use crate::wire::http::response::{self, Framing};
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -126,7 +128,7 @@ impl Daemon {
     }
 
     fn route_metrics(&mut self, key: Key, req: &Request, head_only: bool, now: Instant) {
-        if query_values(&req.query, "sandbox").next().is_some() {
+        if query_has(&req.query, "sandbox") {
             if let Some(id) = self.sandbox_param(key, req, now) {
                 let r = ProxyRequest::new(id, "/metrics", ProxyKind::Metrics);
                 self.start_proxy(key, r.head_only(head_only), now);
@@ -152,7 +154,18 @@ impl Daemon {
         now: Instant,
     ) -> Option<String> {
         let head_only = req.method == Method::Head;
-        let id = query_value(&req.query, "sandbox").unwrap_or_default();
+        let Some(id) = query_value(&req.query, "sandbox")
+            .or_else(|| (!query_has(&req.query, "sandbox")).then(String::new))
+        else {
+            self.respond_text(
+                key,
+                400,
+                "invalid sandbox parameter: bad percent-encoding\n",
+                head_only,
+                now,
+            );
+            return None;
+        };
         if id.is_empty() {
             self.respond_text(
                 key,

@@ -334,13 +334,13 @@ impl Exchange<'_> {
             "cmdline" => self.buf.extend_from_slice(&debug::cmdline(&self.shim.id)),
             "symbol" => self.buf.extend_from_slice(b"num_symbols: 1\n"),
             "profile" => {
-                if !self.shim.sleep(seconds(req, 30.0)) {
+                if !self.shim.sleep(seconds(req, 30.0, false)) {
                     return Ok(false);
                 }
                 let hdr = binary("attachment; filename=\"profile\"");
                 return self.fixed(conn, req, "200 OK", &hdr, Some(debug::cpu_profile()));
             }
-            "trace" => return self.trace(conn, req, seconds(req, 1.0)),
+            "trace" => return self.trace(conn, req, seconds(req, 1.0, true)),
             // Go's delta profiles: `seconds` on a named profile waits that
             // long, and is refused with a text format.
             n if debug::PROFILES.contains(&n) && req.param("seconds").is_some() => {
@@ -349,7 +349,17 @@ impl Exchange<'_> {
                         .extend_from_slice(b"seconds and debug params are incompatible\n");
                     return self.fixed(conn, req, "400 Bad Request", &text, None);
                 }
-                if !self.shim.sleep(seconds(req, 0.0)) {
+                let valid = req
+                    .param("seconds")
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .is_some_and(|n| n > 0);
+                if !valid {
+                    self.buf.extend_from_slice(
+                        b"invalid value for \"seconds\", must be a positive integer\n",
+                    );
+                    return self.fixed(conn, req, "400 Bad Request", &text, None);
+                }
+                if !self.shim.sleep(seconds(req, 0.0, false)) {
                     return Ok(false);
                 }
                 self.buf.extend_from_slice(&debug::profile_binary(n));
@@ -499,13 +509,20 @@ fn binary(disposition: &str) -> [(&str, &str); 3] {
     ]
 }
 
-/// The `seconds` parameter as Go's pprof reads it: missing, invalid or
-/// non-positive means `default`.  Fractions are allowed; capped at one hour.
-fn seconds(req: &Request, default: f64) -> Duration {
+/// The `seconds` parameter as Go's pprof reads it: an integer (profile,
+/// delta profiles) or a float (trace); missing, invalid or non-positive
+/// means `default`. Capped at one hour.
+fn seconds(req: &Request, default: f64, float: bool) -> Duration {
     let s = req
         .param("seconds")
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| *s > 0.0)
+        .and_then(|s| {
+            if float {
+                s.parse::<f64>().ok()
+            } else {
+                s.parse::<i64>().ok().map(|n| n as f64)
+            }
+        })
+        .filter(|s| s.is_finite() && *s > 0.0)
         .unwrap_or(default);
     Duration::from_secs_f64(s.min(3600.0))
 }

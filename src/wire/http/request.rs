@@ -174,6 +174,15 @@ pub fn query_values<'a>(query: &'a str, key: &'a str) -> impl Iterator<Item = St
     })
 }
 
+/// Whether `key` appears in the query at all, even with a value that does
+/// not decode (so a bad `?sandbox=%` is an error, not "no sandbox").
+pub fn query_has(query: &str, key: &str) -> bool {
+    query.split('&').any(|pair| {
+        let k = pair.split_once('=').map_or(pair, |(k, _)| k);
+        percent_decode(&k.replace('+', " ")).is_some_and(|k| k == key)
+    })
+}
+
 /// First value of `key`, if present.
 pub fn query_value(query: &str, key: &str) -> Option<String> {
     query_values(query, key).next()
@@ -310,5 +319,8 @@ mod tests {
         assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
         assert_eq!(percent_decode("%ff"), None);
         assert_eq!(percent_decode("%4"), None);
+        assert!(query_has(q, "bad") && query_has(q, "sandbox"));
+        assert!(query_has("sandbox", "sandbox") && query_has("a=1&sandbox=%", "sandbox"));
+        assert!(!query_has(q, "nope") && !query_has("", "sandbox"));
     }
 }
