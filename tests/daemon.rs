@@ -555,3 +555,83 @@ fn half_closed_clients_get_their_answer() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A client socket with a tiny receive buffer, so an unread answer stalls
+/// the monitor's writes instead of landing in the kernel's buffers.
+fn slow_client(addr: std::net::SocketAddr) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let std::net::SocketAddr::V4(a) = addr else {
+        panic!("IPv4 expected")
+    };
+    // SAFETY: plain socket calls on a fresh fd, owned by the TcpStream after.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let size: libc::c_int = 4096;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &size as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: a.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*a.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let r = libc::connect(
+            fd,
+            &sin as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(r, 0, "connect");
+        TcpStream::from_raw_fd(fd)
+    }
+}
+
+#[test]
+fn slow_clients_cannot_pin_a_snapshot_each() {
+    // ~6.6 MB answers: more than the kernel buffers (4 MB send buffer at
+    // most) can take off the monitor's hands.
+    let sim = Sim::start(&["--sandboxes", "30"]);
+    let m = Monitor::start(&sim.roots_arg(), &[]);
+    let reused = |m: &Monitor| {
+        metrics(&m.get("/metrics"))
+            .family("kata_monitor_scrape_reused_rounds_total")
+            .unwrap()
+            .samples[0]
+            .value_f64()
+    };
+    // Eight clients, each in its own round, none reading its answer.
+    let mut slow = Vec::new();
+    for _ in 0..8 {
+        let mut s = slow_client(m.addr);
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        slow.push(s);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    // At most MAX_SNAPSHOTS (4) alive: the last four, and this scrape, were
+    // answered from the newest round.
+    let n = reused(&m);
+    assert!(n >= 5.0, "reused {n}");
+    // Every slow client still gets a complete, valid answer.
+    for s in slow {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut c = Client {
+            sock: s,
+            pending: Vec::new(),
+        };
+        let e = metrics(&c.response().expect("answer"));
+        assert_eq!(sandbox_ids(&e).len(), 30);
+    }
+    // With them gone, scrapes get fresh rounds again.
+    std::thread::sleep(Duration::from_millis(100));
+    let before = reused(&m);
+    let after = reused(&m);
+    assert_eq!(before, after, "fresh rounds once the slow clients are done");
+}

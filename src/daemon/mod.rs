@@ -82,6 +82,8 @@ pub struct Daemon {
     idle: std::collections::HashMap<String, Key>,
     round: Option<Round>,
     last: Option<Rc<Snapshot>>,
+    /// Snapshots alive (the newest and those responses still stream from).
+    snapshots_alive: Rc<std::cell::Cell<usize>>,
     pub stats: Stats,
     gzip_pool: Vec<GzipPump>,
     gzip_active: usize,
@@ -147,6 +149,7 @@ impl Daemon {
             idle: std::collections::HashMap::new(),
             round: None,
             last: None,
+            snapshots_alive: Rc::default(),
             stats: Stats::default(),
             gzip_pool: Vec::new(),
             gzip_active: 0,

@@ -27,6 +27,8 @@ pub struct Stats {
     /// `/metrics` answers by encoding: identity, gzip.
     pub responses: [u64; 2],
     pub rounds: u64,
+    /// `/metrics` answers served from the previous round (`MAX_SNAPSHOTS`).
+    pub reused: u64,
     /// Cumulative counts per bucket, plus +Inf at the end.
     pub buckets: [u64; BUCKETS_MS.len() + 1],
     pub sum_ms: f64,
@@ -55,9 +57,34 @@ pub struct SlotResult {
     pub bytes: u64,
 }
 
+/// Snapshots that may be alive at once (the newest included). A response
+/// keeps its snapshot (all shim bodies, ~85 KB per sandbox) until its last
+/// byte is sent, so slow clients, each arriving in a different round, could
+/// otherwise hold one each: `--max-connections` times the node's bodies.
+/// Past this, a request is answered from the newest snapshot instead of a
+/// new round (its data is older, by at most the time those clients take).
+pub const MAX_SNAPSHOTS: usize = 4;
+
+/// Counts the snapshots alive: one per [`Snapshot`], dropped with it.
+pub struct Live(Rc<std::cell::Cell<usize>>);
+
+impl Live {
+    pub fn new(count: &Rc<std::cell::Cell<usize>>) -> Live {
+        count.set(count.get() + 1);
+        Live(count.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
 /// A finished round, shared by every response rendered from it.
 pub struct Snapshot {
     pub expo: Exposition,
+    _live: Live,
     /// One per sandbox of the round, in id order.
     pub slots: Vec<SlotResult>,
     pub failed: usize,
@@ -105,6 +132,17 @@ impl Daemon {
         // A client waiting for a round is bounded by the round's deadline.
         c.deadline = now + self.cfg.shim_timeout + Duration::from_secs(3600);
         let deadline = self.round_deadline(scrape_timeout, now);
+        if self.round.is_none()
+            && self.snapshots_alive.get() >= MAX_SNAPSHOTS
+            && let Some(last) = self.last.clone()
+        {
+            // Slow clients hold older snapshots: bound memory, answer from
+            // the newest one.
+            self.stats.reused += 1;
+            log::debug!(alive = self.snapshots_alive.get(); "answering from the previous round");
+            self.respond_metrics(key, &last, now);
+            return;
+        }
         let kick = if self.round.is_none() {
             self.start_round(deadline, now)
         } else {
@@ -407,6 +445,7 @@ impl Daemon {
         let failed = r.slots.iter().filter(|s| s.error.is_some()).count();
         let snap = Rc::new(Snapshot {
             expo: r.expo,
+            _live: Live::new(&self.snapshots_alive),
             slots: r.slots,
             failed,
             started: r.started,

@@ -61,6 +61,12 @@ pub fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
     for (i, enc) in ["identity", "gzip"].into_iter().enumerate() {
         w.sample(n, &[("encoding", enc)], b"", st.responses[i]);
     }
+    w.family(
+        "kata_monitor_scrape_reused_rounds_total",
+        "Merged /metrics answers served from the previous fetch round because slow clients still held older ones.",
+        Kind::Counter,
+    )
+    .sample("kata_monitor_scrape_reused_rounds_total", &[], b"", st.reused);
     let h = "kata_monitor_scrape_durations_histogram_milliseconds";
     w.family(h, "Time used to scrape from shims", Kind::Histogram);
     let bucket = format!("{h}_bucket");
