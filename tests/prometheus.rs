@@ -191,8 +191,46 @@ fn promtool_accepts_the_output() {
         "--fault",
         "2=garbage",
     ]);
-    let m = Monitor::start(&sim.roots_arg(), &[]);
-    for target in ["/metrics", "/metrics?filter_family=kata_guest,kata_shim_go"] {
+    // Plus a shim whose body is mostly valid but full of edge cases the
+    // engine must drop or pass through so that expfmt still accepts it.
+    let hostile_root = common::node::tmpdir("hostile");
+    let body = concat!(
+        r#"# HELP e_a escaped \\ and \n fine"#,
+        "\n",
+        r#"# HELP e_b quote \" refused by expfmt in HELP"#,
+        "\n",
+        "# TYPE e_a gauge\n",
+        r#"e_a{x="q\"uote\\ \n"} 1"#,
+        "\n",
+        r#"e_a{sandbox_id="spoof"} 2"#,
+        "\n",
+        "e_b 1\n",
+        "e_c{} 3 1700000000000\n",
+        r#"e_d{y="1",} NaN"#,
+        "\n",
+        "go_x 4\n",
+        "kata_shim_go_x 5\n",
+        "bad line here\n",
+        "e_e 1\r\n",
+        r#"e_f{z="\q"} 1"#,
+        "\n",
+        "# TYPE e_a counter\n",
+        "e_g +Inf\n",
+    );
+    let _hostile = common::node::FakeShim::start(&hostile_root.join("hostile1"), body.as_bytes());
+    let m = Monitor::start(
+        &format!("{},{}", sim.roots_arg(), hostile_root.display()),
+        &[],
+    );
+    let text = m.get("/metrics").text();
+    assert!(
+        text.contains("sandbox_id=\"hostile1\""),
+        "hostile shim not served"
+    );
+    for target in [
+        "/metrics",
+        "/metrics?filter_family=kata_guest,kata_shim_go,e_",
+    ] {
         let r = m.get(target);
         assert_eq!(r.status, 200);
         let mut child = Command::new(bin.join("promtool"))

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const NAME: &str = "kata-monitor";
+/// Sandbox roots are a bit set in the registry (one `u32` per sandbox).
+pub const MAX_SANDBOX_DIRS: usize = 32;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Set by `build.rs` from git, or by the builder through `KATA_MONITOR_COMMIT`.
 pub const COMMIT: &str = match option_env!("KATA_MONITOR_COMMIT") {
@@ -166,6 +168,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
                     .collect();
                 if dirs.is_empty() || dirs.iter().any(|d| !d.is_absolute()) {
                     return Err(bad(&v, "comma-separated absolute paths"));
+                }
+                if dirs.len() > MAX_SANDBOX_DIRS {
+                    return Err(bad(&v, "at most 32 directories"));
                 }
                 cfg.sandbox_dirs = dirs;
             }
@@ -407,6 +412,10 @@ mod tests {
 
     #[test]
     fn errors_are_one_clear_line() {
+        let many: String = (0..33)
+            .map(|i| format!("/r{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
         for (args, needle) in [
             (&["--nope"][..], "unknown flag --nope"),
             (&["--shim-timeout", "abc"][..], "--shim-timeout"),
@@ -420,6 +429,7 @@ mod tests {
             (&["--listen-address", "nope"][..], "HOST:PORT"),
             (&["--max-connections", "0"][..], "--max-connections"),
             (&["--sandbox-dirs", "rel"][..], "absolute"),
+            (&["--sandbox-dirs", &many][..], "at most 32"),
             (&["--listen-address"][..], "needs a value"),
         ] {
             let e = run(args).unwrap_err();

@@ -167,9 +167,11 @@ impl Daemon {
         if let Some(t) = scrape_timeout {
             // Client-supplied: bound it before any Duration arithmetic.
             let t = t.min(3600.0);
-            // Keep a margin for rendering and sending.
-            let margin = (t * 0.1).clamp(0.05, 0.5);
-            let t = Duration::from_secs_f64((t - margin).max(0.05));
+            // Keep a margin for rendering and sending: 10%, at least 50 ms
+            // and at most 500 ms, but never more than half of a tiny
+            // timeout, so the answer still comes before the client gives up.
+            let margin = (t * 0.1).clamp(0.05, 0.5).min(t * 0.5);
+            let t = Duration::from_secs_f64((t - margin).max(0.001));
             budget = budget.min(t);
         }
         now + budget

@@ -30,7 +30,8 @@
 //! value     = Go ParseFloat syntax without [pP_]: [+-]?(digits[.digits*]|.digits)([eE][+-]?digits)?
 //!             | [+-]?(inf|infinity) | nan        (case-insensitive, no overflow to ±Inf)
 //! timestamp = [0-9]+ fitting in i64
-//! help      = "#" blank+ "HELP" blank+ name blank+ text    (text escapes: \\ \n \")
+//! help      = "#" blank+ "HELP" blank+ name blank+ text    (text escapes: \\ \n only;
+//!             promtool 2.42's expfmt refuses \")
 //! type      = "#" blank+ "TYPE" blank+ name blank+ ("counter"|"gauge"|"histogram"|"summary"|"untyped")
 //! ```
 //!
@@ -487,7 +488,6 @@ fn unescape_help(s: &str) -> Result<String, String> {
             match b.get(i + 1) {
                 Some(b'\\') => out.push('\\'),
                 Some(b'n') => out.push('\n'),
-                Some(b'"') => out.push('"'),
                 Some(_) => {
                     return Err(format!(
                         "invalid escape sequence '\\{}'",

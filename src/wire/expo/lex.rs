@@ -354,13 +354,15 @@ fn meta(l: &[u8], mut i: usize) -> Line {
     }
     let rest = &l[i..];
     if help {
-        // Escapes allowed by expfmt in HELP: \\ \n \" ; CR/NUL are rejected.
+        // Escapes allowed in HELP: \\ and \n only (the text format; `\"`
+        // is refused by older expfmt, promtool 2.42 included); CR/NUL are
+        // rejected.
         let mut high = false;
         let mut j = scan_help(rest, 0);
         while j < rest.len() {
             match rest[j] {
                 b'\\' => match rest.get(j + 1) {
-                    Some(b'\\' | b'n' | b'"') => j += 2,
+                    Some(b'\\' | b'n') => j += 2,
                     _ => return Line::Invalid(Reason::BadHelpOrType),
                 },
                 b'\r' | 0 => return Line::Invalid(Reason::ControlChar),
@@ -725,7 +727,8 @@ mod tests {
         assert_eq!(bad(b"# comment \0"), Reason::ControlChar);
         assert_eq!(bad(b"# comment \xff"), Reason::InvalidUtf8);
         assert!(matches!(classify(b"#TYPE foo gauge"), Line::Comment));
-        match classify(br#"# HELP foo_bar some \\ text\n more \"q\""#) {
+        assert_eq!(bad(br#"# HELP foo x \" y"#), Reason::BadHelpOrType);
+        match classify(br#"# HELP foo_bar some \\ text\n more "q""#) {
             Line::Help { name, text } => {
                 assert_eq!(name, (7, 14));
                 assert_eq!(text.0, 15);
