@@ -662,3 +662,39 @@ fn first_sandbox_dir_wins_for_an_id_in_both() {
     }
     assert_eq!(listed(&m), ["dup"]);
 }
+
+#[test]
+fn inotify_queue_overflow_triggers_a_rescan() {
+    // Stop the monitor, create more sandbox dirs than the inotify queue
+    // holds (fs.inotify.max_queued_events, 16384 by default), resume it: the
+    // overflow event must make it rescan (long before the 30 s resync).
+    let max: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(16384);
+    if max > 100_000 {
+        eprintln!("skip: max_queued_events {max} is too large to overflow cheaply");
+        return;
+    }
+    let root = tmpdir("ovf");
+    let m = Monitor::start(&root.display().to_string(), &[]);
+    let pid = m.child.id() as libc::pid_t;
+    // SAFETY: signals to our own child process.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let n = max + 500;
+    for i in 0..n {
+        std::fs::create_dir(root.join(format!("sb{i:06}"))).unwrap();
+    }
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let h = m.get("/healthz").text();
+        if h.contains(&format!("\nsandboxes {n}\n")) {
+            break;
+        }
+        assert!(Instant::now() < until, "not all sandboxes found: {h}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(m.log_text().contains("inotify queue overflow"));
+    let _ = std::fs::remove_dir_all(&root);
+}
