@@ -436,9 +436,10 @@ fn scrape_timeout_header_bounds_the_round() {
     let m = Monitor::start(&sim.roots_arg(), &["--shim-timeout", "5s"]);
     let t = Instant::now();
     let r = m.get_with("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "1")]);
-    // Before Prometheus gives up (the round ends 100 ms early).
+    // Cut by the header (at 0.9 s, see round_budget's unit test), not by the
+    // 5 s shim timeout.
     assert!(
-        t.elapsed() < Duration::from_millis(1000),
+        t.elapsed() < Duration::from_millis(2500),
         "{:?}",
         t.elapsed()
     );

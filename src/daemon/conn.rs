@@ -182,9 +182,6 @@ pub struct Conn {
     pub deadline: Instant,
     /// When the first byte of the current request head arrived.
     pub head_started: Option<Instant>,
-    /// The peer closed its sending side (noticed while not reading): no
-    /// further request will come, the connection closes after the answer.
-    pub peer_closed: bool,
 }
 
 /// Result of [`Conn::read_request`].
@@ -225,7 +222,6 @@ impl Conn {
             waiting: None,
             deadline,
             head_started: Some(now),
-            peer_closed: false,
         }
     }
 

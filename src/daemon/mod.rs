@@ -362,10 +362,7 @@ impl Daemon {
                         // A half-closed client still gets its answer (RFC
                         // 9112 §9.6); one that has gone for good makes the
                         // first write fail, which closes the connection.
-                        PeerState::Eof => {
-                            c.peer_closed = true;
-                            c.keep_alive = false;
-                        }
+                        PeerState::Eof => c.keep_alive = false,
                         PeerState::Gone => self.close(key),
                     }
                 }

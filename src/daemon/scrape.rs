@@ -81,6 +81,21 @@ impl Drop for Live {
     }
 }
 
+/// How long a round may take: the shim timeout, shortened by Prometheus's
+/// `X-Prometheus-Scrape-Timeout-Seconds` (already checked finite and
+/// positive) minus a margin for rendering and sending: 10%, at least 50 ms
+/// and at most 500 ms, but never more than half of a tiny timeout, so the
+/// answer still comes before the client gives up.
+pub fn round_budget(shim_timeout: Duration, scrape_timeout: Option<f64>) -> Duration {
+    let Some(t) = scrape_timeout.filter(|t| t.is_finite() && *t > 0.0) else {
+        return shim_timeout;
+    };
+    // Client-supplied: bound it before any Duration arithmetic.
+    let t = t.min(3600.0);
+    let margin = (t * 0.1).clamp(0.05, 0.5).min(t * 0.5);
+    shim_timeout.min(Duration::from_secs_f64(t - margin))
+}
+
 /// A finished round, shared by every response rendered from it.
 pub struct Snapshot {
     pub expo: Exposition,
@@ -163,18 +178,7 @@ impl Daemon {
 
     /// The shim timeout, shortened to answer before Prometheus gives up.
     fn round_deadline(&self, scrape_timeout: Option<f64>, now: Instant) -> Instant {
-        let mut budget = self.cfg.shim_timeout;
-        if let Some(t) = scrape_timeout {
-            // Client-supplied: bound it before any Duration arithmetic.
-            let t = t.min(3600.0);
-            // Keep a margin for rendering and sending: 10%, at least 50 ms
-            // and at most 500 ms, but never more than half of a tiny
-            // timeout, so the answer still comes before the client gives up.
-            let margin = (t * 0.1).clamp(0.05, 0.5).min(t * 0.5);
-            let t = Duration::from_secs_f64((t - margin).max(0.001));
-            budget = budget.min(t);
-        }
-        now + budget
+        now + round_budget(self.cfg.shim_timeout, scrape_timeout)
     }
 
     /// Open a shim connection per sandbox; returns the ones to kick.
@@ -539,5 +543,30 @@ impl Daemon {
             }));
         }
         self.pump(key, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_budget;
+    use std::time::Duration;
+
+    #[test]
+    fn round_budget_leaves_a_margin_before_the_scrape_timeout() {
+        let shim = Duration::from_secs(3);
+        let ms = |t: Option<f64>| round_budget(shim, t).as_millis();
+        assert_eq!(ms(None), 3000);
+        assert_eq!(ms(Some(10.0)), 3000, "the shim timeout is shorter");
+        assert_eq!(ms(Some(2.0)), 1800);
+        assert_eq!(ms(Some(1.0)), 900);
+        assert_eq!(ms(Some(0.3)), 250, "at least 50 ms");
+        assert_eq!(ms(Some(0.05)), 25, "at most half of a tiny timeout");
+        assert_eq!(
+            round_budget(Duration::from_secs(60), Some(30.0)).as_millis(),
+            29_500
+        );
+        for bad in [0.0, -3.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(ms(Some(bad)), 3000, "{bad}");
+        }
     }
 }

@@ -252,38 +252,6 @@ pub fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
             );
         }
     }
-    strip_empty_families(out)
-}
-
-/// Families without samples (no sandboxes yet, no drops) are not emitted.
-fn strip_empty_families(text: Vec<u8>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
-    let mut i = 0;
-    while i < lines.len() {
-        if lines[i].starts_with(b"# HELP ") {
-            let has_sample = lines.get(i + 2).is_some_and(|l| !l.starts_with(b"#"));
-            if !has_sample {
-                i += 2;
-                continue;
-            }
-        }
-        out.extend_from_slice(lines[i]);
-        i += 1;
-    }
+    w.finish();
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_families_are_stripped() {
-        let t = b"# HELP a A.\n# TYPE a gauge\na 1\n# HELP b B.\n# TYPE b gauge\n# HELP c C.\n# TYPE c gauge\nc 2\n# HELP d D.\n# TYPE d gauge\n".to_vec();
-        assert_eq!(
-            strip_empty_families(t),
-            b"# HELP a A.\n# TYPE a gauge\na 1\n# HELP c C.\n# TYPE c gauge\nc 2\n"
-        );
-    }
 }

@@ -33,21 +33,12 @@ pub mod proto {
     pub const NAMESPACE_NODE: i32 = 2;
     pub const NAMESPACE_TARGET: i32 = 3;
 
-    /// `PodSandboxState`.
-    pub const SANDBOX_READY: i32 = 0;
-    pub const SANDBOX_NOTREADY: i32 = 1;
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct PodSandboxMetadata {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(string, tag = "2")]
-        pub uid: String,
-        #[prost(string, tag = "3")]
-        pub namespace: String,
-        #[prost(uint32, tag = "4")]
-        pub attempt: u32,
-    }
+    // The messages the monitor itself decodes are its own (src/wire/cri.rs,
+    // checked against known bytes there and against real containerd here).
+    pub use kata_monitor::wire::cri::{
+        ListPodSandboxRequest, ListPodSandboxResponse, PodSandbox, PodSandboxFilter,
+        PodSandboxMetadata, PodSandboxStateValue, SANDBOX_NOTREADY, SANDBOX_READY,
+    };
 
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct NamespaceOption {
@@ -120,52 +111,6 @@ pub mod proto {
 
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct RemovePodSandboxResponse {}
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct PodSandboxStateValue {
-        #[prost(int32, tag = "1")]
-        pub state: i32,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct PodSandboxFilter {
-        #[prost(string, tag = "1")]
-        pub id: String,
-        #[prost(message, optional, tag = "2")]
-        pub state: Option<PodSandboxStateValue>,
-        #[prost(map = "string, string", tag = "3")]
-        pub label_selector: HashMap<String, String>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ListPodSandboxRequest {
-        #[prost(message, optional, tag = "1")]
-        pub filter: Option<PodSandboxFilter>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct PodSandbox {
-        #[prost(string, tag = "1")]
-        pub id: String,
-        #[prost(message, optional, tag = "2")]
-        pub metadata: Option<PodSandboxMetadata>,
-        #[prost(int32, tag = "3")]
-        pub state: i32,
-        #[prost(int64, tag = "4")]
-        pub created_at: i64,
-        #[prost(map = "string, string", tag = "5")]
-        pub labels: HashMap<String, String>,
-        #[prost(map = "string, string", tag = "6")]
-        pub annotations: HashMap<String, String>,
-        #[prost(string, tag = "7")]
-        pub runtime_handler: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ListPodSandboxResponse {
-        #[prost(message, repeated, tag = "1")]
-        pub items: Vec<PodSandbox>,
-    }
 
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct VersionRequest {

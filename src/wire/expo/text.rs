@@ -1,8 +1,9 @@
 //! Writer for metrics the monitor renders itself (its own counters, per-sandbox
 //! health), with the same escaping and number rules as the engine's output.
 //!
-//! Owns: formatting HELP/TYPE/sample lines into a byte buffer. The caller is
-//! responsible for emitting each family once with its samples contiguous.
+//! Owns: formatting HELP/TYPE/sample lines into a byte buffer, and leaving out
+//! families that got no sample. The caller is responsible for emitting each
+//! family once with its samples contiguous.
 
 use super::labels::{escape_help, escape_label_value};
 use super::lex::Kind;
@@ -11,6 +12,8 @@ use std::io::Write as _;
 /// Appends exposition text to a buffer.
 pub struct TextWriter<'a> {
     out: &'a mut Vec<u8>,
+    /// Where the current family's header starts, while it has no sample.
+    empty_family: Option<usize>,
 }
 
 /// A sample value.
@@ -34,12 +37,20 @@ impl From<f64> for Value {
 
 impl<'a> TextWriter<'a> {
     pub fn new(out: &'a mut Vec<u8>) -> TextWriter<'a> {
-        TextWriter { out }
+        TextWriter {
+            out,
+            empty_family: None,
+        }
     }
 
-    /// `# HELP` and `# TYPE` lines. `name` must be a valid metric name.
+    /// `# HELP` and `# TYPE` lines. `name` must be a valid metric name. The
+    /// lines are taken back if no sample follows before the next family or
+    /// [`finish`](Self::finish) (an empty family is not valid exposition for
+    /// every parser, and says nothing).
     pub fn family(&mut self, name: &str, help: &str, kind: Kind) -> &mut Self {
         debug_assert!(valid_name(name), "{name}");
+        self.drop_empty_family();
+        self.empty_family = Some(self.out.len());
         self.out.extend_from_slice(b"# HELP ");
         self.out.extend_from_slice(name.as_bytes());
         self.out.push(b' ');
@@ -61,6 +72,7 @@ impl<'a> TextWriter<'a> {
         raw: &[u8],
         value: impl Into<Value>,
     ) -> &mut Self {
+        self.empty_family = None;
         self.out.extend_from_slice(name.as_bytes());
         if !labels.is_empty() || !raw.is_empty() {
             self.out.push(b'{');
@@ -85,6 +97,17 @@ impl<'a> TextWriter<'a> {
         write_value(self.out, value.into());
         self.out.push(b'\n');
         self
+    }
+
+    /// Take back the last family if it got no sample.
+    pub fn finish(mut self) {
+        self.drop_empty_family();
+    }
+
+    fn drop_empty_family(&mut self) {
+        if let Some(start) = self.empty_family.take() {
+            self.out.truncate(start);
+        }
     }
 }
 
@@ -130,6 +153,21 @@ mod tests {
             "# HELP m_total Help with \\\\ and\\nnewline.\n# TYPE m_total counter\n\
              m_total 3\nm_total{a=\"q\\\"\\\\\\n\"} 0.5\nm_total{a=\"x\",sandbox_id=\"s\"} +Inf\n\
              m_total{sandbox_id=\"t\"} NaN\n"
+        );
+    }
+
+    #[test]
+    fn families_without_samples_are_left_out() {
+        let mut out = Vec::new();
+        let mut w = TextWriter::new(&mut out);
+        w.family("a", "A.", Kind::Gauge).sample("a", &[], b"", 1u64);
+        w.family("b", "B.", Kind::Gauge);
+        w.family("c", "C.", Kind::Gauge).sample("c", &[], b"", 2u64);
+        w.family("d", "D.", Kind::Gauge);
+        w.finish();
+        assert_eq!(
+            out,
+            b"# HELP a A.\n# TYPE a gauge\na 1\n# HELP c C.\n# TYPE c gauge\nc 2\n"
         );
     }
 
