@@ -163,23 +163,23 @@ pub fn accepts_gzip(v: &str) -> bool {
 
 /// Values of query parameter `key` (percent- and `+`-decoded), in order.
 pub fn query_values<'a>(query: &'a str, key: &'a str) -> impl Iterator<Item = String> + 'a {
-    query.split('&').filter_map(move |pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = percent_decode(&k.replace('+', " "))?;
-        if k == key {
-            percent_decode(&v.replace('+', " "))
-        } else {
-            None
-        }
-    })
+    pairs(query)
+        .filter(move |(k, _)| k.as_deref() == Some(key))
+        .filter_map(|(_, v)| percent_decode(&v.replace('+', " ")))
 }
 
 /// Whether `key` appears in the query at all, even with a value that does
 /// not decode (so a bad `?sandbox=%` is an error, not "no sandbox").
 pub fn query_has(query: &str, key: &str) -> bool {
-    query.split('&').any(|pair| {
-        let k = pair.split_once('=').map_or(pair, |(k, _)| k);
-        percent_decode(&k.replace('+', " ")).is_some_and(|k| k == key)
+    pairs(query).any(|(k, _)| k.as_deref() == Some(key))
+}
+
+/// `key=value` pairs: the decoded key (`None` when it does not decode) and
+/// the raw value.
+fn pairs(query: &str) -> impl Iterator<Item = (Option<String>, &str)> {
+    query.split('&').map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(&k.replace('+', " ")), v)
     })
 }
 
