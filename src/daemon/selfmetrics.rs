@@ -217,12 +217,10 @@ pub fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
             |s| Value::Int(s.bytes),
         ),
     ];
-    if !snap.slots.is_empty() {
-        for (name, help, get) in per_sandbox {
-            w.family(name, help, Kind::Gauge);
-            for s in &snap.slots {
-                w.sample(name, &[], s.labels.plain(), get(s));
-            }
+    for (name, help, get) in per_sandbox {
+        w.family(name, help, Kind::Gauge);
+        for s in &snap.slots {
+            w.sample(name, &[], s.labels.plain(), get(s));
         }
     }
     let n = "kata_monitor_sandbox_scrape_errors";
