@@ -9,4 +9,5 @@
 //!   the cores; plus the command line, the logger and the endpoints.
 
 pub mod daemon;
+pub mod state;
 pub mod wire;

@@ -107,11 +107,9 @@ fn discovery_follows_sandboxes_and_late_roots() {
     m.wait_for("/sandboxes", 5, |r| !r.text().contains(&sim.ids[0]));
     let e = metrics(&m.get("/metrics"));
     assert_eq!(sandbox_ids(&e), BTreeSet::from([id.clone()]));
-    // A root created after start is picked up within 5 s.
-    let t = Instant::now();
+    // A root created after start is picked up (polled every 2 s).
     let _shim = FakeShim::start(&late_root.join("late-sandbox"), b"# TYPE x gauge\nx 1\n");
-    m.wait_for("/sandboxes", 5, |r| r.text().contains("late-sandbox"));
-    assert!(t.elapsed() < Duration::from_secs(5));
+    m.wait_for("/sandboxes", 10, |r| r.text().contains("late-sandbox"));
     let e = metrics(&m.get("/metrics"));
     assert!(sandbox_ids(&e).contains("late-sandbox"));
     // Invalid names are not sandboxes.
@@ -129,7 +127,7 @@ fn discovery_follows_sandboxes_and_late_roots() {
 }
 
 #[test]
-fn each_fault_fails_only_its_sandbox_and_in_time() {
+fn each_fault_fails_only_its_sandbox() {
     let kinds = [
         "hang",
         "http500",
@@ -149,10 +147,9 @@ fn each_fault_fails_only_its_sandbox_and_in_time() {
     let sim = Sim::start(&args);
     let m = Monitor::start(&sim.roots_arg(), &["-shim-timeout=1s"]);
     for round in 0..2 {
-        let t = Instant::now();
+        // (When the round ends is unit-tested with a virtual clock in
+        // state::scraper; here: what each fault does to its sandbox.)
         let r = m.get("/metrics");
-        let took = t.elapsed();
-        assert!(took < Duration::from_secs(2), "round {round} took {took:?}");
         let e = metrics(&r);
         let up = up(&e);
         let healthy: Vec<&String> = up
@@ -343,7 +340,6 @@ fn pages_methods_and_limits() {
     // A slowloris client is dropped after the header timeout.
     let mut slow = TcpStream::connect(m.addr).unwrap();
     slow.write_all(b"GET / HTTP/1.1\r\n").unwrap();
-    let t = Instant::now();
     for _ in 0..30 {
         if slow.write_all(b"X: y\r\n").is_err() {
             break;
@@ -354,15 +350,32 @@ fn pages_methods_and_limits() {
     let mut buf = [0u8; 16];
     let n = slow.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "slowloris connection must be closed");
-    assert!(t.elapsed() < Duration::from_secs(4));
-    // The connection cap: the fifth connection gets the pre-rendered 503.
-    let held: Vec<TcpStream> = (0..4)
+    // The connection cap. Idle connections do not lock a scraper out: the
+    // one idle the longest is closed to admit a new one.
+    let mut idle: Vec<TcpStream> = (0..4)
         .map(|_| TcpStream::connect(m.addr).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(200));
-    let r = m.get("/");
-    assert_eq!(r.status, 503);
-    drop(held);
+    assert_eq!(m.get("/").status, 200);
+    idle[0]
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(
+        idle[0].read(&mut buf).unwrap_or(0),
+        0,
+        "the oldest idle one was closed"
+    );
+    // Connections each busy with a request (a head in progress) are not
+    // closed: past the cap, a newcomer gets the pre-rendered 503.
+    for c in idle.iter_mut().skip(1) {
+        c.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    }
+    let busy = TcpStream::connect(m.addr).unwrap();
+    (&busy).write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(m.get("/").status, 503);
+    drop(idle);
+    drop(busy);
     m.wait_for("/healthz", 5, |r| r.status == 200);
 }
 
@@ -410,21 +423,31 @@ fn go_style_flags_and_bad_flags() {
 }
 
 #[test]
-fn sigterm_exits_zero_promptly() {
+fn signals_stop_or_are_ignored() {
     let sim = Sim::start(&["--sandboxes", "2", "--fault", "1=hang"]);
-    let mut m = Monitor::start(&sim.roots_arg(), &[]);
-    // A scrape in flight (the hung shim) must not delay shutdown.
+    // A round that would hang for an hour: shutdown must not wait for it.
+    let mut m = Monitor::start(&sim.roots_arg(), &["--shim-timeout", "1h"]);
+    // SIGHUP, SIGUSR1 and SIGUSR2 are logged and ignored, not fatal.
+    for sig in [libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2] {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(m.child.id() as i32, sig) };
+    }
+    m.wait_for("/healthz", 5, |r| r.status == 200);
+    m.wait_log(5, |l| l.matches("signal ignored").count() == 3);
     let addr = m.addr;
     std::thread::spawn(move || http(addr, "GET", "/metrics", &[]));
-    std::thread::sleep(Duration::from_millis(200));
-    let t = Instant::now();
-    // SAFETY: sending a signal to our own child.
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: as above.
     unsafe { libc::kill(m.child.id() as i32, libc::SIGTERM) };
+    let until = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(s) = m.child.try_wait().unwrap() {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(1), "no exit within 1 s");
+        assert!(
+            Instant::now() < until,
+            "no exit: shutdown waited for the round"
+        );
         std::thread::sleep(Duration::from_millis(10));
     };
     assert_eq!(status.code(), Some(0));
@@ -433,19 +456,15 @@ fn sigterm_exits_zero_promptly() {
 #[test]
 fn scrape_timeout_header_bounds_the_round() {
     let sim = Sim::start(&["--sandboxes", "2", "--fault", "1=hang"]);
-    let m = Monitor::start(&sim.roots_arg(), &["--shim-timeout", "5s"]);
-    let t = Instant::now();
+    // With an hour's shim timeout, only the header can end the round (at
+    // 0.9 s: round_budget's unit test) before the client gives up.
+    let m = Monitor::start(&sim.roots_arg(), &["--shim-timeout", "1h"]);
     let r = m.get_with("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "1")]);
-    // Cut by the header (at 0.9 s, see round_budget's unit test), not by the
-    // 5 s shim timeout.
-    assert!(
-        t.elapsed() < Duration::from_millis(2500),
-        "{:?}",
-        t.elapsed()
-    );
     let e = metrics(&r);
     assert_eq!(up(&e).iter().filter(|(_, v)| v == "1").count(), 1);
-    // Absurd values from a client are bounded, never fatal.
+    // Absurd values from a client are bounded, never fatal (the shim
+    // timeout ends this round: 1e300 s is not believed).
+    let m = Monitor::start(&sim.roots_arg(), &["--shim-timeout", "1s"]);
     for v in ["1e300", "-3", "NaN", "abc", "0"] {
         let r = m.get_with("/healthz", &[("X-Prometheus-Scrape-Timeout-Seconds", v)]);
         assert_eq!(r.status, 200);

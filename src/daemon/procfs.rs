@@ -3,7 +3,7 @@
 
 /// A reading of this process.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct ProcStats {
+pub(super) struct ProcStats {
     pub cpu_seconds: f64,
     pub resident_bytes: u64,
     pub virtual_bytes: u64,
@@ -13,7 +13,7 @@ pub struct ProcStats {
 }
 
 /// Read `/proc/self`; fields that cannot be read are left at zero.
-pub fn read() -> ProcStats {
+pub(super) fn read() -> ProcStats {
     let mut s = ProcStats::default();
     // SAFETY: sysconf has no preconditions.
     let (tck, page) = unsafe {
@@ -85,5 +85,48 @@ mod tests {
     fn comm_with_spaces_and_parens() {
         let f = stat_fields("42 (a) b) c) S 1 2 3").unwrap();
         assert_eq!(f, ["S", "1", "2", "3"]);
+    }
+}
+
+/// The descriptor limit before and after [`raise_nofile_limit`].
+#[derive(Clone, Copy, Debug)]
+pub(super) struct NoFile {
+    pub(super) was: u64,
+    pub(super) soft: u64,
+    pub(super) hard: u64,
+}
+
+/// Raise the soft `RLIMIT_NOFILE` to the hard limit, as Go's runtime does
+/// at start (upstream's monitor gets it for free): a node with many
+/// sandboxes needs a descriptor per shim connection.
+pub(super) fn raise_nofile_limit() -> NoFile {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return NoFile {
+                was: 1024,
+                soft: 1024,
+                hard: 1024,
+            };
+        }
+        let was = lim.rlim_cur;
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+        NoFile {
+            was,
+            soft: lim.rlim_cur,
+            hard: lim.rlim_max,
+        }
     }
 }

@@ -7,15 +7,16 @@
 
 use super::Daemon;
 use super::config::{COMMIT, VERSION};
-use super::scrape::{BUCKETS_MS, Snapshot};
+use crate::state::cri_policy::CallResult;
+use crate::state::scraper::{BUCKETS_MS, SlotResult, Snapshot};
 use crate::wire::expo::Kind;
 use crate::wire::expo::text::{TextWriter, Value};
 
 /// Render the monitor's own families.
-pub fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
+pub(super) fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
     let mut out = Vec::with_capacity(4096 + snap.slots.len() * 1024);
     let mut w = TextWriter::new(&mut out);
-    let st = &d.stats;
+    let st = &d.scraper.stats;
 
     w.family(
         "kata_monitor_build_info",
@@ -137,13 +138,11 @@ pub fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
         "ListPodSandbox calls to the CRI runtime, by result.",
         Kind::Counter,
     );
-    for result in ["ok", "timeout", "connection", "bad_response", "grpc_error"] {
-        if !cri.stats.requests.contains_key(result) {
-            w.sample(n, &[("result", result)], b"", 0u64);
+    for r in CallResult::ALL {
+        let count = cri.stats.requests[r as usize];
+        if count > 0 || r.always_shown() {
+            w.sample(n, &[("result", r.as_label())], b"", count);
         }
-    }
-    for (result, count) in &cri.stats.requests {
-        w.sample(n, &[("result", result)], b"", *count);
     }
     let n = "kata_monitor_cri_request_duration_seconds";
     w.family(
@@ -199,7 +198,7 @@ pub fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
     );
 
     // Per sandbox of the round this answer is rendered from.
-    type Get = fn(&super::scrape::SlotResult) -> Value;
+    type Get = fn(&SlotResult) -> Value;
     let per_sandbox: [(&str, &str, Get); 3] = [
         (
             "kata_monitor_sandbox_up",
@@ -231,7 +230,7 @@ pub fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
     );
     for s in &snap.slots {
         if let Some(why) = s.error {
-            w.sample(n, &[("reason", why)], s.labels.plain(), 1u64);
+            w.sample(n, &[("reason", why.as_label())], s.labels.plain(), 1u64);
         }
     }
     let n = "kata_monitor_dropped_lines_total";

@@ -8,21 +8,44 @@
 //! otherwise go unseen. Queue overflow and a periodic [`RESYNC`] trigger a
 //! full rescan, so the list cannot go stale. Reads are drained to
 //! `WouldBlock` (edge-triggered).
+//!
+//! A root that cannot be read (out of descriptors, permissions) is not an
+//! empty root: its sandboxes stay listed and the scan is retried at the
+//! next poll. Only a root that is gone empties its part of the list.
 
-use super::registry::{Registry, scan};
+use crate::state::registry::{Registry, valid_id};
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// Valid sandbox ids that are directories directly under `root`.
+pub(super) fn scan(root: &Path) -> std::io::Result<BTreeSet<String>> {
+    let mut ids = BTreeSet::new();
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if valid_id(&name) && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            ids.insert(name);
+        }
+    }
+    Ok(ids)
+}
+
 /// How often a missing root is looked for.
-pub const POLL: Duration = Duration::from_secs(2);
+pub(super) const POLL: Duration = Duration::from_secs(2);
 /// Full rescan period (belt and braces next to inotify).
-pub const RESYNC: Duration = Duration::from_secs(30);
+pub(super) const RESYNC: Duration = Duration::from_secs(30);
 
 struct Root {
     wd: Option<WatchDescriptor>,
     /// (device, inode) of the watched directory.
     id: Option<(u64, u64)>,
+    /// The last scan failed (not for the root being gone): retry at the
+    /// next poll, keeping the sandboxes listed.
+    rescan: bool,
 }
 
 fn dir_id(path: &std::path::Path) -> Option<(u64, u64)> {
@@ -31,7 +54,16 @@ fn dir_id(path: &std::path::Path) -> Option<(u64, u64)> {
     m.is_dir().then(|| (m.dev(), m.ino()))
 }
 
-pub struct Watcher {
+/// The watched directory was removed or replaced (a failed `stat` for any
+/// other reason than "not found" proves neither).
+fn replaced(path: &std::path::Path, id: Option<(u64, u64)>) -> bool {
+    match std::fs::metadata(path) {
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        Ok(_) => dir_id(path) != id,
+    }
+}
+
+pub(super) struct Watcher {
     inotify: Inotify,
     roots: Vec<Root>,
     buf: Vec<u8>,
@@ -41,9 +73,9 @@ pub struct Watcher {
 
 /// Sandboxes that appeared or vanished, for logging and follow-up work.
 #[derive(Debug, Default)]
-pub struct Changes {
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
+pub(super) struct Changes {
+    pub(super) added: Vec<String>,
+    pub(super) removed: Vec<String>,
 }
 
 impl Changes {
@@ -64,35 +96,45 @@ fn mask() -> WatchMask {
 }
 
 impl Watcher {
-    pub fn new(roots: usize, now: Instant) -> std::io::Result<Watcher> {
+    pub(super) fn new(roots: usize, now: Instant) -> std::io::Result<Watcher> {
         Ok(Watcher {
             inotify: Inotify::init()?,
-            roots: (0..roots).map(|_| Root { wd: None, id: None }).collect(),
+            roots: (0..roots)
+                .map(|_| Root {
+                    wd: None,
+                    id: None,
+                    rescan: false,
+                })
+                .collect(),
             buf: vec![0; 64 * 1024],
             next_poll: now,
             next_resync: now + RESYNC,
         })
     }
 
-    pub fn fd(&self) -> std::os::fd::RawFd {
+    pub(super) fn fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
         self.inotify.as_raw_fd()
     }
 
     /// Roots currently watched (others are polled).
-    pub fn watched(&self) -> usize {
+    pub(super) fn watched(&self) -> usize {
         self.roots.iter().filter(|r| r.wd.is_some()).count()
     }
 
     /// Check watched roots are still the same directory, and try to watch
     /// and scan every root that is not watched.
-    pub fn poll_missing(&mut self, reg: &mut Registry, now: Instant) -> Changes {
+    pub(super) fn poll_missing(&mut self, reg: &mut Registry, now: Instant) -> Changes {
         self.next_poll = now + POLL;
         let mut ch = Changes::default();
         for i in 0..self.roots.len() {
-            if self.roots[i].wd.is_some() && dir_id(&reg.roots()[i]) != self.roots[i].id {
+            if self.roots[i].wd.is_some() && replaced(&reg.roots()[i], self.roots[i].id) {
+                // Re-watched below; sandboxes found again in the new
+                // directory stay listed (their counters survive).
                 log::info!(root:% = reg.roots()[i].display(); "sandbox root replaced or gone, re-watching");
                 self.lose(i);
+            }
+            if self.roots[i].wd.is_some() && self.roots[i].rescan {
                 ch.extend(self.rescan_root(reg, i));
             }
             if self.roots[i].wd.is_none() {
@@ -105,7 +147,9 @@ impl Watcher {
                         self.roots[i].id = id;
                         ch.extend(self.rescan_root(reg, i));
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        ch.extend(self.rescan_root(reg, i));
+                    }
                     Err(e) => {
                         log::warn!(root:% = path.display(), error:% = e; "cannot watch sandbox root, will retry")
                     }
@@ -116,20 +160,37 @@ impl Watcher {
     }
 
     fn rescan_root(&mut self, reg: &mut Registry, i: usize) -> (Vec<String>, Vec<String>) {
-        let ids = if self.roots[i].wd.is_some() {
-            scan(&reg.roots()[i]).unwrap_or_default()
-        } else {
-            BTreeSet::new()
-        };
-        reg.reconcile(i, &ids)
+        if self.roots[i].wd.is_none() {
+            return reg.reconcile(i, &BTreeSet::new());
+        }
+        let path = &reg.roots()[i];
+        match scan(path) {
+            Ok(ids) => {
+                if std::mem::take(&mut self.roots[i].rescan) {
+                    log::info!(root:% = path.display(); "sandbox root readable again");
+                }
+                reg.reconcile(i, &ids)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.lose(i);
+                reg.reconcile(i, &BTreeSet::new())
+            }
+            Err(e) => {
+                if !self.roots[i].rescan {
+                    log::warn!(root:% = path.display(), error:% = e; "cannot read sandbox root, keeping its sandboxes listed; retrying");
+                }
+                self.roots[i].rescan = true;
+                (Vec::new(), Vec::new())
+            }
+        }
     }
 
     /// Rescan every root (queue overflow, periodic resync).
-    pub fn rescan(&mut self, reg: &mut Registry, now: Instant) -> Changes {
+    pub(super) fn rescan(&mut self, reg: &mut Registry, now: Instant) -> Changes {
         self.next_resync = now + RESYNC;
         let mut ch = Changes::default();
         for i in 0..self.roots.len() {
-            if self.roots[i].wd.is_some() && !reg.roots()[i].is_dir() {
+            if self.roots[i].wd.is_some() && replaced(&reg.roots()[i], self.roots[i].id) {
                 self.lose(i);
             }
             ch.extend(self.rescan_root(reg, i));
@@ -145,7 +206,7 @@ impl Watcher {
     }
 
     /// Drain inotify (readable event).
-    pub fn handle(&mut self, reg: &mut Registry, now: Instant) -> Changes {
+    pub(super) fn handle(&mut self, reg: &mut Registry, now: Instant) -> Changes {
         let mut ch = Changes::default();
         let mut overflow = false;
         let mut lost = Vec::new();
@@ -187,13 +248,13 @@ impl Watcher {
                     continue;
                 }
                 if ev.mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
-                    if reg.add(root, name) == super::registry::Change::Added {
+                    if reg.add(root, name) == crate::state::registry::Change::Added {
                         ch.added.push(name.to_string());
                     }
                 } else if ev
                     .mask
                     .intersects(EventMask::DELETE | EventMask::MOVED_FROM)
-                    && reg.remove(root, name) == super::registry::Change::Removed
+                    && reg.remove(root, name) == crate::state::registry::Change::Removed
                 {
                     ch.removed.push(name.to_string());
                 }
@@ -214,12 +275,12 @@ impl Watcher {
     }
 
     /// When `on_timer` next needs to run.
-    pub fn deadline(&self) -> Instant {
+    pub(super) fn deadline(&self) -> Instant {
         self.next_poll.min(self.next_resync)
     }
 
     /// Timer work: check and poll roots, periodic resync.
-    pub fn on_timer(&mut self, reg: &mut Registry, now: Instant) -> Changes {
+    pub(super) fn on_timer(&mut self, reg: &mut Registry, now: Instant) -> Changes {
         let mut ch = Changes::default();
         if now >= self.next_poll {
             let c = self.poll_missing(reg, now);

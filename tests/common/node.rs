@@ -206,6 +206,19 @@ impl Monitor {
         }
     }
 
+    /// Poll the monitor's log until `f` accepts it (or panic after `secs`).
+    pub fn wait_log(&self, secs: u64, f: impl Fn(&str) -> bool) {
+        let until = Instant::now() + Duration::from_secs(secs);
+        while !f(&self.log_text()) {
+            assert!(
+                Instant::now() < until,
+                "timed out waiting on the log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().clone()
     }

@@ -23,6 +23,78 @@ pub const MAX_TRIES: u32 = 8;
 pub const RECONNECT_BASE: Duration = Duration::from_millis(100);
 pub const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
+/// How one `ListPodSandbox` call ended (the `result` label of
+/// `kata_monitor_cri_requests_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallResult {
+    Ok,
+    Timeout,
+    /// The connection broke or could not be used.
+    Connection,
+    /// Not a gRPC answer we can decode.
+    BadResponse,
+    GrpcNotFound,
+    GrpcUnimplemented,
+    GrpcUnavailable,
+    GrpcDeadlineExceeded,
+    GrpcPermission,
+    GrpcError,
+}
+
+impl CallResult {
+    pub const ALL: [CallResult; 10] = [
+        CallResult::Ok,
+        CallResult::Timeout,
+        CallResult::Connection,
+        CallResult::BadResponse,
+        CallResult::GrpcNotFound,
+        CallResult::GrpcUnimplemented,
+        CallResult::GrpcUnavailable,
+        CallResult::GrpcDeadlineExceeded,
+        CallResult::GrpcPermission,
+        CallResult::GrpcError,
+    ];
+
+    pub fn as_label(self) -> &'static str {
+        match self {
+            CallResult::Ok => "ok",
+            CallResult::Timeout => "timeout",
+            CallResult::Connection => "connection",
+            CallResult::BadResponse => "bad_response",
+            CallResult::GrpcNotFound => "grpc_not_found",
+            CallResult::GrpcUnimplemented => "grpc_unimplemented",
+            CallResult::GrpcUnavailable => "grpc_unavailable",
+            CallResult::GrpcDeadlineExceeded => "grpc_deadline_exceeded",
+            CallResult::GrpcPermission => "grpc_permission",
+            CallResult::GrpcError => "grpc_error",
+        }
+    }
+
+    /// A gRPC status code that is not OK.
+    pub fn from_grpc(code: u32) -> CallResult {
+        match code {
+            5 => CallResult::GrpcNotFound,
+            12 => CallResult::GrpcUnimplemented,
+            14 => CallResult::GrpcUnavailable,
+            4 => CallResult::GrpcDeadlineExceeded,
+            7 | 16 => CallResult::GrpcPermission,
+            _ => CallResult::GrpcError,
+        }
+    }
+
+    /// Always listed in the self metrics, even at zero.
+    pub fn always_shown(self) -> bool {
+        matches!(
+            self,
+            CallResult::Ok
+                | CallResult::Timeout
+                | CallResult::Connection
+                | CallResult::BadResponse
+                | CallResult::GrpcError
+        )
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Pending {
     /// Answers received that did not list the id.

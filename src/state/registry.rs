@@ -3,10 +3,11 @@
 //!
 //! Owns: id validation and socket paths. Only ids in this list are ever used
 //! to build a path (a request's `?sandbox=../..` cannot reach anything).
+//! Must not: read directories (the watcher scans and reports), log.
 
 use crate::wire::expo::{Drops, Labels};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Longest sandbox id accepted.
 pub const MAX_ID: usize = 128;
@@ -46,8 +47,6 @@ pub struct Sandbox {
 pub struct Registry {
     roots: Vec<PathBuf>,
     map: BTreeMap<String, Sandbox>,
-    /// Bumped on every change (cheap "did anything change" checks).
-    pub version: u64,
 }
 
 /// What a change did to the list.
@@ -63,7 +62,6 @@ impl Registry {
         Registry {
             roots,
             map: BTreeMap::new(),
-            version: 0,
         }
     }
 
@@ -118,7 +116,6 @@ impl Registry {
                         size_hint: 0,
                     },
                 );
-                self.version += 1;
                 Change::Added
             }
         }
@@ -132,7 +129,6 @@ impl Registry {
         s.roots &= !(1u32 << root);
         if s.roots == 0 {
             self.map.remove(id);
-            self.version += 1;
             Change::Removed
         } else {
             Change::None
@@ -193,24 +189,10 @@ impl Registry {
     }
 }
 
-/// Valid sandbox ids that are directories directly under `root`.
-pub fn scan(root: &Path) -> std::io::Result<BTreeSet<String>> {
-    let mut ids = BTreeSet::new();
-    for entry in std::fs::read_dir(root)? {
-        let Ok(entry) = entry else { continue };
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        if valid_id(&name) && entry.file_type().is_ok_and(|t| t.is_dir()) {
-            ids.insert(name);
-        }
-    }
-    Ok(ids)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn ids() {

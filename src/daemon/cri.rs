@@ -18,14 +18,12 @@
 //! blocks; a slow, hung or broken runtime only delays metadata, never a
 //! scrape (sandboxes without metadata are served with empty `cri_*`).
 
-pub mod policy;
-
+use crate::state::cri_policy::{self as policy, CallResult, Policy};
 use crate::wire::{cri, grpc};
 use bytes::Bytes;
 use h2::RecvStream;
 use h2::client::{Connection, ResponseFuture, SendRequest};
 use mio::net::UnixStream;
-use policy::Policy;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::{self, Read, Write};
@@ -37,13 +35,13 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 /// Time allowed for one `ListPodSandbox` call.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed for the connection preface and SETTINGS exchange.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A non-blocking unix stream as tokio I/O: `WouldBlock` becomes `Pending`
 /// (the mio loop re-polls on readiness, so no waker is registered here).
-pub struct Io(UnixStream);
+pub(super) struct Io(UnixStream);
 
 impl tokio::io::AsyncRead for Io {
     fn poll_read(
@@ -140,30 +138,29 @@ struct Call {
 }
 
 /// Pod metadata by sandbox id, from one answer.
-pub type Listing = BTreeMap<String, cri::PodSandboxMetadata>;
+pub(super) type Listing = BTreeMap<String, cri::PodSandboxMetadata>;
 
 /// Counters for the monitor's own metrics.
 #[derive(Debug, Default, Clone)]
-pub struct Stats {
-    /// Calls by result (`ok`, `grpc_<code>`, `bad_response`, `timeout`,
-    /// `connection`).
-    pub requests: BTreeMap<&'static str, u64>,
-    pub connected: bool,
+pub(super) struct Stats {
+    /// Calls by result.
+    pub(super) requests: [u64; CallResult::ALL.len()],
+    pub(super) connected: bool,
     /// Connections established (handshake done) since start: 1 on a healthy
     /// node; growth means the runtime keeps closing the connection.
-    pub connections: u64,
+    pub(super) connections: u64,
     /// Completed calls (any result) and their total time, request sent to
     /// answer decoded.
-    pub call_count: u64,
-    pub call_seconds: f64,
+    pub(super) call_count: u64,
+    pub(super) call_seconds: f64,
 }
 
-pub struct Cri {
+pub(super) struct Cri {
     path: PathBuf,
     conn: Conn,
     call: Option<Call>,
-    pub policy: Policy,
-    pub stats: Stats,
+    pub(super) policy: Policy,
+    pub(super) stats: Stats,
     flag: Arc<Flag>,
     waker: Waker,
     /// "Unreachable" was logged since the last established connection.
@@ -171,7 +168,7 @@ pub struct Cri {
 }
 
 impl Cri {
-    pub fn new(path: PathBuf, now: Instant) -> Cri {
+    pub(super) fn new(path: PathBuf, now: Instant) -> Cri {
         let flag = Arc::new(Flag(AtomicBool::new(false)));
         Cri {
             path,
@@ -186,7 +183,7 @@ impl Cri {
     }
 
     /// When [`on_timer`](Self::on_timer) must run next.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
         let conn = match &self.conn {
             Conn::Down { retry } => Some(*retry),
             Conn::Handshaking { deadline, .. } => Some(*deadline),
@@ -202,7 +199,7 @@ impl Cri {
     }
 
     /// Timers: reconnects, deadlines, due calls.
-    pub fn on_timer(&mut self, registry: &mio::Registry, now: Instant) -> Option<Listing> {
+    pub(super) fn on_timer(&mut self, registry: &mio::Registry, now: Instant) -> Option<Listing> {
         match &mut self.conn {
             Conn::Down { retry } if now >= *retry => self.connect(registry, now),
             Conn::Handshaking { deadline, .. } if now >= *deadline => {
@@ -212,7 +209,7 @@ impl Cri {
         }
         if self.call.as_ref().is_some_and(|c| now >= c.deadline) {
             log::warn!(endpoint:% = self.path.display(); "CRI ListPodSandbox timed out");
-            self.end_call("timeout", now);
+            self.end_call(CallResult::Timeout, now);
             self.policy.failed(now, policy::RETRY_BASE);
             // A runtime that does not answer in 5 s: start afresh.
             self.conn_lost("call timed out", now);
@@ -221,7 +218,7 @@ impl Cri {
     }
 
     /// Readiness on the CRI socket.
-    pub fn on_event(&mut self, now: Instant) -> Option<Listing> {
+    pub(super) fn on_event(&mut self, now: Instant) -> Option<Listing> {
         self.drive(now)
     }
 
@@ -233,7 +230,7 @@ impl Cri {
                 return;
             }
         };
-        let token = super::slab::token(super::slab::Kind::Cri);
+        let token = super::token::token(super::token::Source::Cri);
         if let Err(e) = registry.register(
             &mut sock,
             token,
@@ -264,7 +261,7 @@ impl Cri {
         }
         self.unreachable_logged = true;
         if self.call.is_some() {
-            self.end_call("connection", now);
+            self.end_call(CallResult::Connection, now);
             self.policy.failed(now, policy::RETRY_BASE);
         }
         let delay = self.policy.connection_failed();
@@ -273,8 +270,8 @@ impl Cri {
     }
 
     /// The call in flight ended with `result`.
-    fn end_call(&mut self, result: &'static str, now: Instant) {
-        *self.stats.requests.entry(result).or_default() += 1;
+    fn end_call(&mut self, result: CallResult, now: Instant) {
+        self.stats.requests[result as usize] += 1;
         if let Some(call) = self.call.take() {
             self.stats.call_count += 1;
             self.stats.call_seconds += now.saturating_duration_since(call.started).as_secs_f64();
@@ -395,13 +392,13 @@ impl Cri {
                 Stage::Head(mut resp) => match Pin::new(&mut resp).poll(cx) {
                     Poll::Pending => Err(Stage::Head(resp)),
                     Poll::Ready(Err(e)) => {
-                        return self.call_failed("connection", &e.to_string(), now);
+                        return self.call_failed(CallResult::Connection, &e.to_string(), now);
                     }
                     Poll::Ready(Ok(r)) => {
                         let (parts, recv) = r.into_parts();
                         if parts.status != http::StatusCode::OK {
                             let why = format!("HTTP status {}", parts.status);
-                            return self.call_failed("bad_response", &why, now);
+                            return self.call_failed(CallResult::BadResponse, &why, now);
                         }
                         if let Some(s) = grpc::status(&parts.headers) {
                             // Trailers-Only: the status is all there is.
@@ -419,28 +416,32 @@ impl Cri {
                         // Give the window back, or big answers stall.
                         let _ = recv.flow_control().release_capacity(chunk.len());
                         if let Err(e) = dec.push(&chunk) {
-                            return self.call_failed("bad_response", &e.to_string(), now);
+                            return self.call_failed(CallResult::BadResponse, &e.to_string(), now);
                         }
                         Ok(Stage::Body { recv, dec })
                     }
                     Poll::Ready(Some(Err(e))) => {
-                        return self.call_failed("connection", &e.to_string(), now);
+                        return self.call_failed(CallResult::Connection, &e.to_string(), now);
                     }
                     Poll::Ready(None) => match dec.finish() {
                         Ok(msg) => Ok(Stage::Trailers { recv, msg }),
-                        Err(e) => return self.call_failed("bad_response", &e.to_string(), now),
+                        Err(e) => {
+                            return self.call_failed(CallResult::BadResponse, &e.to_string(), now);
+                        }
                     },
                 },
                 Stage::Trailers { mut recv, msg } => match recv.poll_trailers(cx) {
                     Poll::Pending => Err(Stage::Trailers { recv, msg }),
                     Poll::Ready(Err(e)) => {
-                        return self.call_failed("connection", &e.to_string(), now);
+                        return self.call_failed(CallResult::Connection, &e.to_string(), now);
                     }
                     Poll::Ready(Ok(trailers)) => {
                         let status = trailers.as_ref().and_then(grpc::status);
                         return match status {
                             Some(s) => self.call_status(s, msg, now),
-                            None => self.call_failed("bad_response", "no grpc-status", now),
+                            None => {
+                                self.call_failed(CallResult::BadResponse, "no grpc-status", now)
+                            }
                         };
                     }
                 },
@@ -465,14 +466,14 @@ impl Cri {
         now: Instant,
     ) -> Option<Listing> {
         if !s.is_ok() {
-            let result = grpc_result(s.code);
+            let result = CallResult::from_grpc(s.code);
             let why = format!("grpc-status {} {}", s.code, s.message);
             return self.call_failed(result, &why, now);
         }
         let msg = msg.unwrap_or_default();
         match cri::parse_list_response(&msg) {
             Ok(items) => {
-                self.end_call("ok", now);
+                self.end_call(CallResult::Ok, now);
                 let listing: Listing = items.into_iter().collect();
                 let gave_up = self.policy.answered(&|id| listing.contains_key(id), now);
                 for id in gave_up {
@@ -480,25 +481,14 @@ impl Cri {
                 }
                 Some(listing)
             }
-            Err(e) => self.call_failed("bad_response", &format!("decode: {e}"), now),
+            Err(e) => self.call_failed(CallResult::BadResponse, &format!("decode: {e}"), now),
         }
     }
 
-    fn call_failed(&mut self, result: &'static str, why: &str, now: Instant) -> Option<Listing> {
-        log::warn!(endpoint:% = self.path.display(), result = result, error = why; "CRI ListPodSandbox failed");
+    fn call_failed(&mut self, result: CallResult, why: &str, now: Instant) -> Option<Listing> {
+        log::warn!(endpoint:% = self.path.display(), result = result.as_label(), error = why; "CRI ListPodSandbox failed");
         self.end_call(result, now);
         self.policy.failed(now, policy::RETRY_BASE * 4);
         None
-    }
-}
-
-fn grpc_result(code: u32) -> &'static str {
-    match code {
-        5 => "grpc_not_found",
-        12 => "grpc_unimplemented",
-        14 => "grpc_unavailable",
-        4 => "grpc_deadline_exceeded",
-        7 | 16 => "grpc_permission",
-        _ => "grpc_error",
     }
 }

@@ -1,0 +1,314 @@
+//! Client connections: accepting them (the connection cap, eviction of idle
+//! clients, running out of descriptors), moving their bytes, and carrying
+//! out what their machines ask (route a request, answer it, close).
+
+use super::io::{Io, Op, out_of_fds};
+use super::token::{Source, token};
+use super::{ACCEPT_RETRY, Client, Daemon, Ready, TimerKey};
+use crate::state::body::{Body, MetricsBody};
+use crate::state::conn::{CloseReason, Conn, Event};
+use crate::state::proxy::Reply;
+use crate::state::routes::{self, Route};
+use crate::state::scraper::{Snapshot, Waiting};
+use crate::state::slab::Key;
+use crate::wire::http::response::{Framing, SERVICE_UNAVAILABLE};
+use mio::Interest;
+use std::rc::Rc;
+use std::time::Instant;
+
+impl Daemon {
+    /// Accept until the listener would block. Without descriptors, idle
+    /// shim connections, then idle clients, are given up to make room; if
+    /// none is left, accepting pauses and is retried on a timer and as soon
+    /// as a descriptor is released (the listener is edge-triggered: no new
+    /// event would come for connections already queued).
+    pub(super) fn accept(&mut self, now: Instant) {
+        self.accept_paused = false;
+        self.timers.set(TimerKey::Accept, None);
+        loop {
+            match self.listener.accept() {
+                Ok((sock, _peer)) => self.admit(sock, now),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if out_of_fds(&e) => {
+                    self.fd_pressure(now);
+                    if self.evict_idle_shim() || self.evict_idle_client(now) {
+                        continue;
+                    }
+                    log::warn!(error:% = e; "accept failed, out of file descriptors; retrying");
+                    self.accept_paused = true;
+                    self.timers.set(TimerKey::Accept, Some(now + ACCEPT_RETRY));
+                    return;
+                }
+                // ECONNABORTED and friends: that connection is gone.
+                Err(e) => log::debug!(error:% = e; "accept failed"),
+            }
+        }
+    }
+
+    fn admit(&mut self, mut sock: mio::net::TcpStream, now: Instant) {
+        if self.clients.len() >= self.cfg.max_connections && !self.evict_idle_client(now) {
+            // Every slot is busy with a request. Best effort: the socket
+            // buffer takes this at once.
+            let _ = std::io::Write::write(&mut sock, SERVICE_UNAVAILABLE);
+            let _ = sock.shutdown(std::net::Shutdown::Write);
+            log::warn!(max = self.cfg.max_connections; "connection limit reached with every client busy, answered 503");
+            return;
+        }
+        let _ = sock.set_nodelay(true);
+        let key = self.clients.next_key();
+        if let Err(e) = self.poll.registry().register(
+            &mut sock,
+            token(Source::Client(key)),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!(error:% = e; "cannot register connection");
+            return;
+        }
+        self.clients.insert(Client {
+            io: Io::new(sock),
+            conn: Conn::new(self.timeouts(), now),
+            proxy: None,
+            evict_mark: None,
+        });
+        self.ready.push_back(Ready::Client(key));
+    }
+
+    /// Close the client that has been without a request the longest.
+    fn evict_idle_client(&mut self, now: Instant) -> bool {
+        while let Some((mark, key)) = self.evictable.pop_front() {
+            let Some(c) = self.clients.get_mut(key) else {
+                continue;
+            };
+            if c.evict_mark == Some(mark) && c.conn.evictable_since() == Some(mark) {
+                log::info!(idle_ms = now.saturating_duration_since(mark).as_millis() as u64; "closing the longest-idle client to admit a new one");
+                c.conn.close(CloseReason::Evicted);
+                self.drive_client(key, now);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Read, route, answer and write for one client until it would block
+    /// or has nothing to do.
+    pub(super) fn drive_client(&mut self, key: Key, now: Instant) {
+        loop {
+            let Some(c) = self.clients.get_mut(key) else {
+                return;
+            };
+            let mut progress = false;
+            if let Some(buf) = c.conn.recv_buf() {
+                match c.io.read(buf) {
+                    Op::Done(n) => {
+                        c.conn.handle_read(n, now);
+                        progress = true;
+                    }
+                    Op::Eof => {
+                        c.conn.handle_eof();
+                        progress = true;
+                    }
+                    Op::Blocked => {}
+                    Op::Failed(_) => c.conn.handle_error(),
+                }
+            }
+            let out = c.conn.poll_transmit(now);
+            if !out.is_empty() {
+                match c.io.write(out) {
+                    Op::Done(n) => {
+                        c.conn.handle_written(n, now);
+                        progress = true;
+                    }
+                    Op::Blocked | Op::Eof => {}
+                    Op::Failed(_) => c.conn.handle_error(),
+                }
+            }
+            if c.conn.wants_relay()
+                && let Some(shim) = c.proxy
+            {
+                self.ready.push_back(Ready::Shim(shim));
+            }
+            while let Some(ev) = self.clients.get_mut(key).and_then(|c| c.conn.poll_event()) {
+                progress = true;
+                if self.on_client_event(key, ev, now) {
+                    return;
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
+        self.timers.set(TimerKey::Client(key), c.conn.deadline());
+        let mark = c.conn.evictable_since();
+        if let Some(m) = mark
+            && mark != c.evict_mark
+        {
+            c.evict_mark = mark;
+            self.evictable.push_back((m, key));
+            if self.evictable.len() > 2 * self.clients.len() + 64 {
+                let clients = &self.clients;
+                self.evictable
+                    .retain(|(m, k)| clients.get(*k).is_some_and(|c| c.evict_mark == Some(*m)));
+            }
+        }
+    }
+
+    /// Carry out one event. True when the client is gone.
+    fn on_client_event(&mut self, key: Key, ev: Event, now: Instant) -> bool {
+        match ev {
+            Event::Request(req) => {
+                let route = routes::route(
+                    &req,
+                    &routes::Ctx {
+                        reg: &self.reg,
+                        debug_proxy: self.cfg.debug_proxy,
+                    },
+                );
+                self.on_route(key, route, now);
+            }
+            Event::Refused(status) => log::info!(status = status; "refused malformed request"),
+            Event::Spent(body) => self.release_body(key, body, now),
+            Event::ShutdownWrite => {
+                if let Some(c) = self.clients.get_mut(key) {
+                    let _ = c.io.sock.shutdown(std::net::Shutdown::Write);
+                }
+            }
+            Event::Close(reason) => {
+                if reason == CloseReason::HeaderTimeout {
+                    log::info!("request head timeout, closing connection");
+                }
+                self.remove_client(key, now);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn on_route(&mut self, key: Key, route: Route, now: Instant) {
+        match route {
+            Route::Reply(r) => self.reply(key, &r, now),
+            Route::Health { head_only } => {
+                // Always 200 while the loop answers: a missing runtime or
+                // root is reported here, not treated as the monitor's fault.
+                let body = format!(
+                    "ok\nsandbox_roots_watched {}/{}\nsandboxes {}\nconnections {}\n\
+                     cri_connected {}\ncri_pending_sandboxes {}\ncri_unknown_sandboxes {}\n",
+                    self.watcher.watched(),
+                    self.reg.roots().len(),
+                    self.reg.len(),
+                    self.clients.len(),
+                    u8::from(self.cri.stats.connected),
+                    self.cri.policy.missing(),
+                    self.cri.policy.given_up(),
+                );
+                self.reply(key, &Reply::text(200, body, head_only), now);
+            }
+            Route::Metrics {
+                filter,
+                gzip,
+                head_only,
+                scrape_timeout,
+            } => {
+                let w = Waiting {
+                    filter,
+                    gzip,
+                    head_only,
+                    arrived: now,
+                };
+                self.scraper.request(key, w, scrape_timeout, &self.reg, now);
+                self.run_scraper(now);
+            }
+            Route::Proxy(p) => self.start_proxy(key, p, now),
+        }
+    }
+
+    /// Answer a waiting client with a small complete response.
+    pub(super) fn reply(&mut self, key: Key, r: &Reply, now: Instant) {
+        if let Some(c) = self.clients.get_mut(key) {
+            c.conn
+                .respond(r.status, &r.header_refs(), &r.body, r.head_only, now);
+            self.ready.push_back(Ready::Client(key));
+        }
+    }
+
+    /// Start streaming a `/metrics` answer from `snap`.
+    pub(super) fn respond_metrics(
+        &mut self,
+        key: Key,
+        snap: Rc<Snapshot>,
+        w: Waiting,
+        now: Instant,
+    ) {
+        if !self.clients.get(key).is_some_and(|c| c.conn.is_waiting()) {
+            return;
+        }
+        // The monitor's own metrics lead, unless the request filters
+        // families (as upstream does).
+        let head = if w.filter.is_all() {
+            super::selfmetrics::render(self, &snap)
+        } else {
+            Vec::new()
+        };
+        let cursor = snap.expo.cursor(&w.filter, head);
+        let gzip = if w.gzip { self.gzip_pump() } else { None };
+        self.scraper.stats.responses[usize::from(gzip.is_some())] += 1;
+        let c = self.clients.get_mut(key).expect("checked");
+        let framing = match gzip {
+            None => Framing::Length(cursor.len()),
+            Some(_) => c.conn.stream_framing(),
+        };
+        let mut headers = vec![
+            ("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
+            ("Vary", "Accept-Encoding"),
+        ];
+        if gzip.is_some() {
+            headers.push(("Content-Encoding", "gzip"));
+        }
+        let body = MetricsBody::new(snap, cursor, gzip, framing == Framing::Chunked);
+        c.conn.start(
+            200,
+            &headers,
+            framing,
+            Body::Metrics(Box::new(body)),
+            w.head_only,
+            now,
+        );
+        self.ready.push_back(Ready::Client(key));
+    }
+
+    /// Give back what a finished or abandoned body holds.
+    fn release_body(&mut self, key: Key, body: Body, now: Instant) {
+        match body {
+            Body::Metrics(m) => {
+                if let Some(pump) = m.gzip {
+                    self.put_gzip(pump);
+                }
+            }
+            Body::Relay { .. } => {
+                let shim = self.clients.get_mut(key).and_then(|c| c.proxy.take());
+                if let Some(s) = shim {
+                    self.remove_shim(s, now);
+                }
+            }
+            Body::None => {}
+        }
+    }
+
+    /// Deregister and close a client; whatever served it lets go.
+    fn remove_client(&mut self, key: Key, now: Instant) {
+        let Some(mut c) = self.clients.remove(key) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut c.io.sock);
+        drop(c.io);
+        self.timers.set(TimerKey::Client(key), None);
+        self.scraper.forget(key);
+        if let Some(s) = c.proxy {
+            self.remove_shim(s, now);
+        }
+        self.fd_freed(now);
+    }
+}

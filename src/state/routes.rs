@@ -1,0 +1,497 @@
+//! What each endpoint answers, as a pure function of the request and the
+//! monitor's state.
+//!
+//! Owns: routing, method checks, query validation (only listed sandbox ids
+//! are ever used), the `seconds` rules of the pprof proxies, and the small
+//! text/HTML pages. Streaming answers are handed back as [`Route::Metrics`]
+//! (a fetch round) or [`Route::Proxy`] (a shim). Must not: touch a socket,
+//! read the clock, log.
+
+use super::proxy::{ProxyKind, ProxyRequest, Reply};
+use super::registry::Registry;
+use crate::wire::expo::Filter;
+use crate::wire::http::request::{
+    Method, Request, percent_encode, query_has, query_value, query_values,
+};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Endpoints listed by the index page: (path, description).
+const ENDPOINTS: &[(&str, &str)] = &[
+    ("/metrics", "Get metrics from sandboxes."),
+    ("/sandboxes", "List all Kata Containers sandboxes."),
+    ("/agent-url", "Get sandbox agent URL."),
+    ("/healthz", "Liveness and readiness of the monitor itself."),
+];
+
+const DEBUG_ENDPOINTS: &[(&str, &str)] = &[
+    (
+        "/debug/vars",
+        "Golang pprof `/debug/vars` endpoint for kata runtime shim process.",
+    ),
+    (
+        "/debug/pprof/",
+        "Golang pprof `/debug/pprof/` endpoint for kata runtime shim process.",
+    ),
+    (
+        "/debug/pprof/cmdline",
+        "Golang pprof `/debug/pprof/cmdline` endpoint for kata runtime shim process.",
+    ),
+    (
+        "/debug/pprof/profile",
+        "Golang pprof `/debug/pprof/profile` endpoint for kata runtime shim process.",
+    ),
+    (
+        "/debug/pprof/symbol",
+        "Golang pprof `/debug/pprof/symbol` endpoint for kata runtime shim process.",
+    ),
+    (
+        "/debug/pprof/trace",
+        "Golang pprof `/debug/pprof/trace` endpoint for kata runtime shim process.",
+    ),
+];
+
+/// What the routes may look at.
+pub struct Ctx<'a> {
+    pub reg: &'a Registry,
+    pub debug_proxy: bool,
+}
+
+/// How to answer a request.
+#[derive(Debug, PartialEq)]
+pub enum Route {
+    Reply(Reply),
+    /// `/healthz`: the reactor fills in its counters.
+    Health {
+        head_only: bool,
+    },
+    /// The merged `/metrics`.
+    Metrics {
+        filter: Filter,
+        gzip: bool,
+        head_only: bool,
+        scrape_timeout: Option<f64>,
+    },
+    Proxy(ProxyRequest),
+}
+
+pub fn route(req: &Request, ctx: &Ctx) -> Route {
+    let head_only = req.method == Method::Head;
+    if req.method == Method::Other {
+        return Route::Reply(Reply {
+            status: 405,
+            headers: vec![
+                ("Allow", "GET, HEAD".into()),
+                ("Content-Type", "text/plain; charset=utf-8".into()),
+            ],
+            body: b"method not allowed\n".to_vec(),
+            head_only: false,
+        });
+    }
+    match req.path.as_str() {
+        "/metrics" if query_has(&req.query, "sandbox") => match sandbox_param(req, ctx) {
+            Ok(id) => proxy(
+                id,
+                "/metrics",
+                ProxyKind::Metrics,
+                head_only,
+                Duration::ZERO,
+            ),
+            Err(r) => Route::Reply(r),
+        },
+        "/metrics" => {
+            let values: Vec<String> = query_values(&req.query, "filter_family").collect();
+            Route::Metrics {
+                filter: Filter::from_values(values.iter().map(String::as_str)),
+                gzip: req.gzip,
+                head_only,
+                scrape_timeout: req.scrape_timeout,
+            }
+        }
+        "/" => {
+            let (ctype, body) = index_page(req.html, ctx.debug_proxy);
+            page(ctype, body, head_only)
+        }
+        "/sandboxes" => {
+            let (ctype, body) = sandboxes_page(req.html, ctx.reg);
+            page(ctype, body, head_only)
+        }
+        "/agent-url" => match sandbox_param(req, ctx) {
+            Ok(id) => proxy(
+                id,
+                "/agent-url",
+                ProxyKind::AgentUrl,
+                head_only,
+                Duration::ZERO,
+            ),
+            Err(r) => Route::Reply(r),
+        },
+        "/healthz" => Route::Health { head_only },
+        "/debug/pprof" if ctx.debug_proxy => {
+            // What Go's ServeMux (upstream's router, and the shim's)
+            // answers for a subtree without its slash; the query stays.
+            let mut location = String::from("/debug/pprof/");
+            if !req.query.is_empty() {
+                location.push('?');
+                location.push_str(&req.query);
+            }
+            let body = format!(
+                "<a href=\"{}\">Moved Permanently</a>.\n\n",
+                html_escape(&location)
+            );
+            Route::Reply(Reply {
+                status: 301,
+                headers: vec![
+                    ("Location", location),
+                    ("Content-Type", "text/html; charset=utf-8".into()),
+                ],
+                body: body.into_bytes(),
+                head_only,
+            })
+        }
+        p if p.starts_with("/debug/") && ctx.debug_proxy => match sandbox_param(req, ctx) {
+            Ok(id) => {
+                let (kind, extra) = debug_kind(req);
+                Route::Proxy(ProxyRequest {
+                    id,
+                    target: req.target.clone(),
+                    kind,
+                    head_only,
+                    extra,
+                })
+            }
+            Err(r) => Route::Reply(r),
+        },
+        _ => Route::Reply(Reply::text(404, "404 page not found\n", head_only)),
+    }
+}
+
+fn proxy(id: String, target: &str, kind: ProxyKind, head_only: bool, extra: Duration) -> Route {
+    Route::Proxy(ProxyRequest {
+        id,
+        target: target.to_string(),
+        kind,
+        head_only,
+        extra,
+    })
+}
+
+fn page(ctype: &'static str, body: String, head_only: bool) -> Route {
+    Route::Reply(Reply {
+        status: 200,
+        headers: vec![("Content-Type", ctype.into())],
+        body: body.into_bytes(),
+        head_only,
+    })
+}
+
+/// Which `/debug/*` proxy, and how long past the shim timeout its head may
+/// take. How the shim (Go's net/http/pprof) reads `seconds`: an integer
+/// for profile and the named profiles, a float for trace; a value that
+/// does not parse or is not positive means the default.
+fn debug_kind(req: &Request) -> (ProxyKind, Duration) {
+    let seconds = |default: f64, float: bool| {
+        let v = query_value(&req.query, "seconds");
+        let v = v.as_deref().unwrap_or("");
+        let parsed = if float {
+            v.parse::<f64>().ok()
+        } else {
+            v.parse::<i64>().ok().map(|n| n as f64)
+        };
+        let s = parsed
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .unwrap_or(default)
+            .min(3600.0);
+        Duration::from_secs_f64(s)
+    };
+    let stream = |content_type, disposition| ProxyKind::Debug {
+        content_type,
+        disposition,
+    };
+    match req.path.as_str() {
+        "/debug/pprof/" => (ProxyKind::PprofIndex, Duration::ZERO),
+        "/debug/pprof/symbol" => (
+            stream(Some("text/plain; charset=utf-8"), None),
+            Duration::ZERO,
+        ),
+        "/debug/pprof/trace" => (
+            stream(
+                Some("application/octet-stream"),
+                Some("attachment; filename=\"trace\""),
+            ),
+            seconds(1.0, true),
+        ),
+        "/debug/pprof/profile" => (stream(None, None), seconds(30.0, false)),
+        // Named profiles (heap, allocs, block, mutex, goroutine, ...) take
+        // `seconds` too: Go then answers a delta after that long.
+        p if p.starts_with("/debug/pprof/") => (stream(None, None), seconds(0.0, false)),
+        _ => (stream(None, None), Duration::ZERO),
+    }
+}
+
+/// The `sandbox` query parameter, or the 400/404 answer when it is missing,
+/// does not decode, or is not a listed sandbox.
+fn sandbox_param(req: &Request, ctx: &Ctx) -> Result<String, Reply> {
+    let head_only = req.method == Method::Head;
+    let Some(id) = query_value(&req.query, "sandbox")
+        .or_else(|| (!query_has(&req.query, "sandbox")).then(String::new))
+    else {
+        return Err(Reply::text(
+            400,
+            "invalid sandbox parameter: bad percent-encoding\n",
+            head_only,
+        ));
+    };
+    if id.is_empty() {
+        return Err(Reply::text(
+            400,
+            "missing sandbox parameter: use ?sandbox=<id>\n",
+            head_only,
+        ));
+    }
+    if ctx.reg.get(&id).is_none() {
+        return Err(Reply::text(
+            404,
+            format!("sandbox {:?} not found\n", truncate(&id)),
+            head_only,
+        ));
+    }
+    Ok(id)
+}
+
+fn sandboxes_page(html: bool, reg: &Registry) -> (&'static str, String) {
+    let mut body = String::new();
+    if html {
+        body.push_str("<!DOCTYPE html>\n<html><head><title>Kata sandboxes</title></head><body>\n<h1>Sandboxes</h1>\n<ul>\n");
+        for id in reg.ids() {
+            // Ids are [A-Za-z0-9._-]: nothing to escape in HTML.
+            let q = percent_encode(id);
+            let _ = writeln!(
+                body,
+                "<li>{id}: <a href='/metrics?sandbox={q}'>metrics</a> <a href='/agent-url?sandbox={q}'>agent-url</a></li>"
+            );
+        }
+        body.push_str("</ul>\n</body></html>\n");
+        ("text/html; charset=utf-8", body)
+    } else {
+        for id in reg.ids() {
+            body.push_str(id);
+            body.push('\n');
+        }
+        ("text/plain; charset=utf-8", body)
+    }
+}
+
+fn index_page(html: bool, debug_proxy: bool) -> (&'static str, String) {
+    let mut list: Vec<(&str, &str)> = ENDPOINTS.to_vec();
+    if debug_proxy {
+        list.extend_from_slice(DEBUG_ENDPOINTS);
+    }
+    let mut body = String::new();
+    if html {
+        body.push_str("<h1>Available HTTP endpoints:</h1>\n<ul>");
+        for (p, d) in &list {
+            if ["/metrics", "/sandboxes", "/healthz"].contains(p) {
+                let _ = writeln!(body, "<li><b><a href='{p}'>{p}</a></b>: {d}</li>");
+            } else {
+                let _ = writeln!(body, "<li><b>{p}</b>: {d}</li>");
+            }
+        }
+        body.push_str("</ul>\n");
+        ("text/html; charset=utf-8", body)
+    } else {
+        body.push_str("Available HTTP endpoints:\n");
+        let width = list.iter().map(|(p, _)| p.len()).max().unwrap_or(0) + 3;
+        for (p, d) in &list {
+            let _ = writeln!(body, "{p:<width$}: {d}");
+        }
+        ("text/plain; charset=utf-8", body)
+    }
+}
+
+/// Shorten untrusted text echoed in an error message.
+fn truncate(s: &str) -> String {
+    s.chars().take(140).collect()
+}
+
+/// Escape text for HTML (attribute values included).
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::http::request;
+
+    fn req(s: &str) -> Request {
+        request::parse(s.as_bytes()).unwrap().unwrap().0
+    }
+
+    fn reg() -> Registry {
+        let mut r = Registry::new(vec!["/r".into()]);
+        r.add(0, "sb1");
+        r
+    }
+
+    fn route_of(s: &str) -> Route {
+        let reg = reg();
+        route(
+            &req(s),
+            &Ctx {
+                reg: &reg,
+                debug_proxy: true,
+            },
+        )
+    }
+
+    fn status(r: &Route) -> u16 {
+        match r {
+            Route::Reply(r) => r.status,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn metrics_and_filters() {
+        match route_of(
+            "GET /metrics?filter_family=kata_guest&filter_family=x HTTP/1.1\r\nAccept-Encoding: gzip\r\nX-Prometheus-Scrape-Timeout-Seconds: 5\r\n\r\n",
+        ) {
+            Route::Metrics {
+                filter,
+                gzip,
+                head_only,
+                scrape_timeout,
+            } => {
+                assert!(!filter.is_all() && filter.matches(b"kata_guest_load"));
+                assert!(gzip && !head_only);
+                assert_eq!(scrape_timeout, Some(5.0));
+            }
+            other => panic!("{other:?}"),
+        }
+        match route_of("HEAD /metrics HTTP/1.1\r\n\r\n") {
+            Route::Metrics { head_only, .. } => assert!(head_only),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_listed_sandboxes_are_proxied() {
+        match route_of("GET /metrics?sandbox=sb1 HTTP/1.1\r\n\r\n") {
+            Route::Proxy(p) => assert_eq!((p.id.as_str(), p.kind), ("sb1", ProxyKind::Metrics)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            status(&route_of("GET /metrics?sandbox=nope HTTP/1.1\r\n\r\n")),
+            404
+        );
+        assert_eq!(
+            status(&route_of("GET /metrics?sandbox=../../etc HTTP/1.1\r\n\r\n")),
+            404
+        );
+        assert_eq!(
+            status(&route_of("GET /metrics?sandbox=% HTTP/1.1\r\n\r\n")),
+            400
+        );
+        assert_eq!(status(&route_of("GET /agent-url HTTP/1.1\r\n\r\n")), 400);
+        assert_eq!(
+            status(&route_of("GET /agent-url?sandbox= HTTP/1.1\r\n\r\n")),
+            400
+        );
+        match route_of("GET /agent-url?sandbox=sb1 HTTP/1.1\r\n\r\n") {
+            Route::Proxy(p) => assert_eq!(p.kind, ProxyKind::AgentUrl),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn debug_proxies_and_their_durations() {
+        let extra = |q: &str| match route_of(&format!("GET {q} HTTP/1.1\r\n\r\n")) {
+            Route::Proxy(p) => p.extra.as_secs_f64(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(extra("/debug/pprof/profile?sandbox=sb1"), 30.0);
+        assert_eq!(extra("/debug/pprof/profile?sandbox=sb1&seconds=5"), 5.0);
+        assert_eq!(extra("/debug/pprof/profile?sandbox=sb1&seconds=0"), 30.0);
+        assert_eq!(
+            extra("/debug/pprof/profile?sandbox=sb1&seconds=1.5"),
+            30.0,
+            "Go reads an integer"
+        );
+        assert_eq!(extra("/debug/pprof/trace?sandbox=sb1&seconds=1.5"), 1.5);
+        assert_eq!(extra("/debug/pprof/heap?sandbox=sb1&seconds=2"), 2.0);
+        assert_eq!(
+            extra("/debug/pprof/profile?sandbox=sb1&seconds=99999"),
+            3600.0
+        );
+        assert_eq!(extra("/debug/vars?sandbox=sb1"), 0.0);
+        match route_of("GET /debug/pprof/?sandbox=sb1 HTTP/1.1\r\n\r\n") {
+            Route::Proxy(p) => assert_eq!(p.kind, ProxyKind::PprofIndex),
+            other => panic!("{other:?}"),
+        }
+        match route_of("GET /debug/pprof?sandbox=sb1 HTTP/1.1\r\n\r\n") {
+            Route::Reply(r) => {
+                assert_eq!(r.status, 301);
+                assert!(
+                    r.headers
+                        .contains(&("Location", "/debug/pprof/?sandbox=sb1".into()))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let reg = reg();
+        let off = Ctx {
+            reg: &reg,
+            debug_proxy: false,
+        };
+        let r = route(&req("GET /debug/vars?sandbox=sb1 HTTP/1.1\r\n\r\n"), &off);
+        assert_eq!(status(&r), 404);
+        let (_, index) = index_page(false, false);
+        assert!(!index.contains("/debug"));
+    }
+
+    #[test]
+    fn pages_methods_and_unknown_paths() {
+        assert_eq!(status(&route_of("POST /metrics HTTP/1.1\r\n\r\n")), 405);
+        assert_eq!(status(&route_of("GET /nope HTTP/1.1\r\n\r\n")), 404);
+        assert_eq!(
+            route_of("HEAD /healthz HTTP/1.1\r\n\r\n"),
+            Route::Health { head_only: true }
+        );
+        match route_of("GET /sandboxes HTTP/1.1\r\n\r\n") {
+            Route::Reply(r) => assert_eq!(r.body, b"sb1\n"),
+            other => panic!("{other:?}"),
+        }
+        match route_of("GET /sandboxes HTTP/1.1\r\nAccept: text/html\r\n\r\n") {
+            Route::Reply(r) => assert!(
+                String::from_utf8(r.body)
+                    .unwrap()
+                    .contains("<a href='/metrics?sandbox=sb1'>")
+            ),
+            other => panic!("{other:?}"),
+        }
+        match route_of("GET / HTTP/1.1\r\n\r\n") {
+            Route::Reply(r) => assert!(
+                String::from_utf8(r.body)
+                    .unwrap()
+                    .contains("/debug/pprof/trace")
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            html_escape("<a href='x'>&\""),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;"
+        );
+    }
+}
