@@ -352,19 +352,23 @@ fn pages_methods_and_limits() {
     assert_eq!(n, 0, "slowloris connection must be closed");
     // The connection cap. Idle connections do not lock a scraper out: the
     // one idle the longest is closed to admit a new one.
-    let mut idle: Vec<TcpStream> = (0..4)
-        .map(|_| TcpStream::connect(m.addr).unwrap())
+    let mut idle: Vec<Client> = (0..4)
+        .map(|_| {
+            let mut c = Client::connect(m.addr);
+            c.send(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+            assert_eq!(c.response().unwrap().status, 200);
+            c
+        })
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
+    // (Idle means silent for a second: a client between two requests, or
+    // between its connect and its request, is not closed sooner.)
+    std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(m.get("/").status, 200);
-    idle[0]
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    assert_eq!(
-        idle[0].read(&mut buf).unwrap_or(0),
-        0,
+    assert!(
+        idle[0].response().is_none(),
         "the oldest idle one was closed"
     );
+    let mut idle: Vec<TcpStream> = idle.into_iter().map(|c| c.sock).collect();
     // Connections each busy with a request (a head in progress) are not
     // closed: past the cap, a newcomer gets the pre-rendered 503.
     for c in idle.iter_mut().skip(1) {

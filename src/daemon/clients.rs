@@ -14,7 +14,11 @@ use crate::state::slab::Key;
 use crate::wire::http::response::{Framing, SERVICE_UNAVAILABLE};
 use mio::Interest;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// A client is closed to admit another only after this long without a
+/// request (scrapers send theirs at once; a silent connection is idle).
+const EVICT_AFTER: Duration = Duration::from_secs(1);
 
 impl Daemon {
     /// Accept until the listener would block. Without descriptors, idle
@@ -47,7 +51,10 @@ impl Daemon {
     }
 
     fn admit(&mut self, mut sock: mio::net::TcpStream, now: Instant) {
-        if self.clients.len() >= self.cfg.max_connections && !self.evict_idle_client(now) {
+        if self.clients.len() >= self.cfg.max_connections
+            && !self.close_lingering(now)
+            && !self.evict_idle_client(now)
+        {
             // Every slot is busy with a request. Best effort: the socket
             // buffer takes this at once.
             let _ = std::io::Write::write(&mut sock, SERVICE_UNAVAILABLE);
@@ -74,13 +81,46 @@ impl Daemon {
         self.ready.push_back(Ready::Client(key));
     }
 
-    /// Close the client that has been without a request the longest.
+    /// Close a client whose last answer is out and that is only draining
+    /// input before its close: it is done, and its slot is wanted.
+    fn close_lingering(&mut self, now: Instant) -> bool {
+        while let Some(key) = self.lingering.pop_front() {
+            if let Some(c) = self.clients.get_mut(key)
+                && c.conn.is_lingering()
+            {
+                c.conn.close(CloseReason::Done);
+                self.drive_client(key, now);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Close the client that has been without a request the longest. A
+    /// candidate is read first: a request that already arrived (a burst of
+    /// new connections is accepted before any is read) is served, not
+    /// dropped.
     fn evict_idle_client(&mut self, now: Instant) -> bool {
-        while let Some((mark, key)) = self.evictable.pop_front() {
+        while let Some(&(mark, key)) = self.evictable.front() {
+            if !self
+                .clients
+                .get(key)
+                .is_some_and(|c| c.evict_mark == Some(mark))
+            {
+                self.evictable.pop_front();
+                continue;
+            }
+            if now.saturating_duration_since(mark) < EVICT_AFTER {
+                // The oldest is fresh (a client between its connect and its
+                // request, or between two requests): none is worth closing.
+                return false;
+            }
+            self.evictable.pop_front();
+            self.drive_client(key, now);
             let Some(c) = self.clients.get_mut(key) else {
                 continue;
             };
-            if c.evict_mark == Some(mark) && c.conn.evictable_since() == Some(mark) {
+            if c.conn.evictable_since() == Some(mark) {
                 log::info!(idle_ms = now.saturating_duration_since(mark).as_millis() as u64; "closing the longest-idle client to admit a new one");
                 c.conn.close(CloseReason::Evicted);
                 self.drive_client(key, now);
@@ -174,6 +214,9 @@ impl Daemon {
             Event::ShutdownWrite => {
                 if let Some(c) = self.clients.get_mut(key) {
                     let _ = c.io.sock.shutdown(std::net::Shutdown::Write);
+                    if c.conn.is_lingering() {
+                        self.lingering.push_back(key);
+                    }
                 }
             }
             Event::Close(reason) => {

@@ -11,8 +11,6 @@ use crate::state::shim::{Exchange, Step};
 use crate::state::slab::Key;
 use mio::Interest;
 use mio::net::UnixStream;
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::Instant;
 
 /// What a shim connection is for.
@@ -316,31 +314,11 @@ impl Daemon {
                 sb.drops_total.merge(&snap.expo.drops(i));
             }
         }
-        if snap.failed > 0 {
-            let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
-            let mut first = String::new();
-            for s in snap.slots.iter() {
-                let Some(e) = s.error else { continue };
-                *reasons.entry(e.as_label()).or_default() += 1;
-                if reasons.values().sum::<usize>() <= SUMMARY_IDS {
-                    if !first.is_empty() {
-                        first.push(',');
-                    }
-                    first.push_str(&s.id);
-                }
-            }
-            let mut by_reason = String::new();
-            for (r, n) in &reasons {
-                let _ = write!(
-                    by_reason,
-                    "{}{r}={n}",
-                    if by_reason.is_empty() { "" } else { "," }
-                );
-            }
+        if let Some((reasons, first)) = snap.failure_summary(SUMMARY_IDS) {
             log::warn!(
                 failed = snap.failed,
                 sandboxes = snap.slots.len(),
-                reasons:% = by_reason,
+                reasons:% = reasons,
                 first:% = first;
                 "fetch round: shims failed"
             );

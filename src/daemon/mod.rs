@@ -109,6 +109,8 @@ pub struct Daemon {
     /// Clients with no request in progress, oldest first (entries are
     /// checked against the client's `evict_mark` when used).
     evictable: VecDeque<(Instant, Key)>,
+    /// Clients draining input before their close (checked when used).
+    lingering: VecDeque<Key>,
     gzip_pool: Vec<GzipPump>,
     gzip_active: usize,
     accept_paused: bool,
@@ -172,6 +174,7 @@ impl Daemon {
             timers: Timers::default(),
             ready: VecDeque::new(),
             evictable: VecDeque::new(),
+            lingering: VecDeque::new(),
             gzip_pool: Vec::new(),
             gzip_active: 0,
             accept_paused: false,

@@ -163,11 +163,24 @@ impl Watcher {
         if self.roots[i].wd.is_none() {
             return reg.reconcile(i, &BTreeSet::new());
         }
-        let path = &reg.roots()[i];
-        match scan(path) {
+        let scanned = scan(&reg.roots()[i]);
+        self.apply_scan(reg, i, scanned)
+    }
+
+    /// Make root `i` hold what a scan found. A root that is gone empties
+    /// its part of the list; a scan that failed otherwise (EMFILE, EACCES)
+    /// changes nothing and is retried at the next poll.
+    fn apply_scan(
+        &mut self,
+        reg: &mut Registry,
+        i: usize,
+        scanned: std::io::Result<BTreeSet<String>>,
+    ) -> (Vec<String>, Vec<String>) {
+        let path = reg.roots()[i].display().to_string();
+        match scanned {
             Ok(ids) => {
                 if std::mem::take(&mut self.roots[i].rescan) {
-                    log::info!(root:% = path.display(); "sandbox root readable again");
+                    log::info!(root:% = path; "sandbox root readable again");
                 }
                 reg.reconcile(i, &ids)
             }
@@ -177,7 +190,7 @@ impl Watcher {
             }
             Err(e) => {
                 if !self.roots[i].rescan {
-                    log::warn!(root:% = path.display(), error:% = e; "cannot read sandbox root, keeping its sandboxes listed; retrying");
+                    log::warn!(root:% = path, error:% = e; "cannot read sandbox root, keeping its sandboxes listed; retrying");
                 }
                 self.roots[i].rescan = true;
                 (Vec::new(), Vec::new())
@@ -293,5 +306,40 @@ impl Watcher {
             ch.removed.extend(c.removed);
         }
         ch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_scan_is_not_an_empty_root() {
+        let dir = std::env::temp_dir().join(format!("km-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for id in ["a", "b"] {
+            std::fs::create_dir_all(dir.join(id)).unwrap();
+        }
+        let now = Instant::now();
+        let mut reg = Registry::new(vec![dir.clone()]);
+        let mut w = Watcher::new(1, now).unwrap();
+        let ch = w.poll_missing(&mut reg, now);
+        assert_eq!(ch.added, ["a", "b"]);
+        // Out of descriptors: read_dir fails, the sandboxes stay.
+        let emfile = Err(std::io::Error::from_raw_os_error(libc::EMFILE));
+        assert_eq!(w.apply_scan(&mut reg, 0, emfile), (vec![], vec![]));
+        assert_eq!(reg.len(), 2);
+        assert!(w.roots[0].rescan, "retried at the next poll");
+        // The next poll rescans it (and finds a new one).
+        std::fs::create_dir_all(dir.join("c")).unwrap();
+        let ch = w.poll_missing(&mut reg, now + POLL);
+        assert!(ch.added.contains(&"c".to_string()) && ch.removed.is_empty());
+        assert!(!w.roots[0].rescan);
+        // A root that is gone empties its part of the list.
+        let gone = Err(std::io::Error::from_raw_os_error(libc::ENOENT));
+        let (_, removed) = w.apply_scan(&mut reg, 0, gone);
+        assert_eq!(removed.len(), 3);
+        assert_eq!(w.watched(), 0, "polled for again");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -163,6 +163,11 @@ impl Conn {
         self.phase == Phase::Closed
     }
 
+    /// The last answer is out; only draining input before the close.
+    pub fn is_lingering(&self) -> bool {
+        matches!(self.phase, Phase::Linger { .. })
+    }
+
     /// Waiting for an answer to a request.
     pub fn is_waiting(&self) -> bool {
         matches!(self.phase, Phase::Waiting { .. })

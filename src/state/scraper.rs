@@ -131,6 +131,32 @@ pub struct Ticket {
     pub slot: usize,
 }
 
+impl Snapshot {
+    /// The round's failures for one log line: counts by reason
+    /// (`reason=n,...`) and the first `ids` failed sandboxes, or `None`
+    /// when every shim answered.
+    pub fn failure_summary(&self, ids: usize) -> Option<(String, String)> {
+        if self.failed == 0 {
+            return None;
+        }
+        let mut counts = [0usize; FetchError::ALL.len()];
+        let mut first = Vec::new();
+        for s in &self.slots {
+            let Some(e) = s.error else { continue };
+            counts[e as usize] += 1;
+            if first.len() < ids {
+                first.push(s.id.as_str());
+            }
+        }
+        let reasons: Vec<String> = FetchError::ALL
+            .iter()
+            .filter(|e| counts[**e as usize] > 0)
+            .map(|e| format!("{}={}", e.as_label(), counts[*e as usize]))
+            .collect();
+        Some((reasons.join(","), first.join(",")))
+    }
+}
+
 /// What the reactor must do.
 pub enum Action {
     /// Fetch `/metrics` of sandbox `id` into `buf` for `ticket`, on the

@@ -140,8 +140,41 @@ impl Monitor {
 
     /// Like `start_args`, for another build of the monitor (the static one).
     pub fn start_bin(bin: &str, args: &[&str]) -> Monitor {
-        let mut child = Command::new(bin)
-            .args(args)
+        Self::spawn(Command::new(bin).args(args))
+    }
+
+    /// Like `start`, with the descriptor limit (soft and hard) at `nofile`,
+    /// as `prlimit --nofile=N` would set it.
+    pub fn start_limited(dirs: &str, extra: &[&str], nofile: u64) -> Monitor {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(MONITOR);
+        cmd.args([
+            "--listen-address",
+            "127.0.0.1:0",
+            "--sandbox-dirs",
+            dirs,
+            "--log-level",
+            "debug",
+        ])
+        .args(extra);
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: nofile,
+                    rlim_max: nofile,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Self::spawn(&mut cmd)
+    }
+
+    fn spawn(cmd: &mut Command) -> Monitor {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -381,3 +381,33 @@ fn buffers_are_recycled_and_released_after_a_quiet_period() {
         "nothing more to do until the next scrape"
     );
 }
+
+#[test]
+fn failures_are_summed_up_in_one_line() {
+    let now = Instant::now();
+    let ids: Vec<String> = (0..40).map(|i| format!("sb{i:02}")).collect();
+    let reg = registry(&ids.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut s = scraper();
+    s.request(client(1), waiting(now), None, &reg, now);
+    let o = drain(&mut s);
+    for (seq, slot, id, _, buf) in o.fetches {
+        match slot % 4 {
+            0 => deliver(&mut s, seq, slot, &id, now),
+            1 => s.failed(t(seq, slot), FetchError::Refused, false, buf, now, now),
+            2 => s.failed(t(seq, slot), FetchError::HttpStatus, false, buf, now, now),
+            _ => {}
+        }
+    }
+    s.handle_timeout(now + SHIM_TIMEOUT);
+    let o = drain(&mut s);
+    let (reasons, first) = o.answers[0].1.failure_summary(5).unwrap();
+    assert_eq!(reasons, "refused=10,http_status=10,timeout=10");
+    assert_eq!(
+        first, "sb01,sb02,sb03,sb05,sb06",
+        "the first five, in id order"
+    );
+    s.request(client(2), waiting(now), None, &registry(&["x"]), now);
+    let o = drain(&mut s);
+    deliver(&mut s, o.fetches[0].0, 0, "x", now);
+    assert_eq!(drain(&mut s).answers[0].1.failure_summary(5), None);
+}
