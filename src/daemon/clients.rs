@@ -102,10 +102,10 @@ impl Daemon {
     /// dropped.
     fn evict_idle_client(&mut self, now: Instant) -> bool {
         while let Some(&(mark, key)) = self.evictable.front() {
-            if !self
+            if self
                 .clients
                 .get(key)
-                .is_some_and(|c| c.evict_mark == Some(mark))
+                .is_none_or(|c| c.evict_mark != Some(mark))
             {
                 self.evictable.pop_front();
                 continue;

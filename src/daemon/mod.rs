@@ -13,6 +13,8 @@
 //! Tokens carry a slot generation ([`token`]), so a connection is removed
 //! as soon as it closes: an event or timer still queued for it misses.
 
+#![warn(unreachable_pub)]
+
 mod clients;
 pub mod config;
 mod cri;

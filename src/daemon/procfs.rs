@@ -51,7 +51,7 @@ pub(super) fn read() -> ProcStats {
 }
 
 /// Fields after the `(comm)` of a stat line, starting with the state.
-pub fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+pub(super) fn stat_fields(stat: &str) -> Option<Vec<&str>> {
     let rest = &stat[stat.rfind(')')? + 1..];
     Some(rest.split_whitespace().collect())
 }

@@ -18,7 +18,7 @@ use tracing::{Event, Level, Metadata, Subscriber};
 struct ToLog;
 
 /// Install the bridge (idempotent: a second call is ignored).
-pub fn init() {
+pub(super) fn init() {
     let _ = tracing::subscriber::set_global_default(ToLog);
 }
 

@@ -19,6 +19,8 @@
 //!   requests forwarded to a shim.
 //! * [`outcome`]: typed fetch failures; [`slab`]: generational keys.
 
+#![warn(unreachable_pub)]
+
 pub mod body;
 pub mod bufpool;
 pub mod conn;

@@ -92,31 +92,6 @@ impl<T> Slab<T> {
         self.len -= 1;
         v
     }
-
-    pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, v))| v.is_some())
-            .map(|(i, (g, _))| Key {
-                slot: i as u32,
-                generation: *g,
-            })
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (Key, &T)> + '_ {
-        self.slots.iter().enumerate().filter_map(|(i, (g, v))| {
-            v.as_ref().map(|v| {
-                (
-                    Key {
-                        slot: i as u32,
-                        generation: *g,
-                    },
-                    v,
-                )
-            })
-        })
-    }
 }
 
 #[cfg(test)]
@@ -136,6 +111,5 @@ mod tests {
         assert_eq!(s.remove(a), None);
         assert_eq!(s.get(b), Some(&"b"));
         assert_eq!(s.len(), 1);
-        assert_eq!(s.keys().collect::<Vec<_>>(), vec![b]);
     }
 }
