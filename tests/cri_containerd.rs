@@ -5,34 +5,20 @@
 //! with the same ids, and `/metrics` must carry each pod's real uid, name and
 //! namespace; removing the pod and its directory drops them.
 //!
-//! Needs root and containerd (tests/peers/install.sh). Skipped with a visible
-//! message otherwise, except in CI (`KATA_MONITOR_CI=1`), where it must run.
+//! Needs root and containerd (tests/peers/install.sh); otherwise skipped
+//! visibly, or failed under `KATA_MONITOR_CI=1` (`common::peer`).
 
 mod common;
 
 use common::cri_client::CriClient;
 use common::expo_check::check_exposition;
 use common::node::{FakeShim, Monitor};
+use common::peer::require_peer;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
-
-fn can_run() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let installed = Command::new("containerd").arg("--version").output().is_ok();
-    if root && installed {
-        return true;
-    }
-    let why = format!(
-        "real containerd test needs root and containerd (root: {root}, containerd: {installed}); run tests/peers/install.sh as root"
-    );
-    assert!(std::env::var_os("KATA_MONITOR_CI").is_none(), "{why}");
-    eprintln!("skipping: {why}");
-    false
-}
 
 /// A private containerd, torn down on drop (even when the test fails).
 struct Containerd {
@@ -97,7 +83,7 @@ fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn real_containerd_pod_metadata() {
-    if !can_run() {
+    if require_peer("containerd", common::peer::containerd()).is_none() {
         return;
     }
     let ctd = Containerd::start();

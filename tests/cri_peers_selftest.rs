@@ -1,13 +1,16 @@
 //! Self-test of the CRI test peers: the test CRI client (`common/cri_client.rs`)
 //! against the in-process fake CRI server (`common/fake_cri.rs`), every fake
 //! [`Mode`], restarts; and the client against a real containerd started with
-//! `tests/peers/start-containerd.sh` (skipped unless root with containerd installed:
-//! `tests/peers/install.sh`).
+//! `tests/peers/start-containerd.sh` (needs root and containerd:
+//! `tests/peers/install.sh`; skipped visibly without, failed under
+//! `KATA_MONITOR_CI=1`, as `common/peer.rs` does for every real peer).
 
 #[path = "common/cri_client.rs"]
 mod cri_client;
 #[path = "common/fake_cri.rs"]
 mod fake_cri;
+#[path = "common/peer.rs"]
+mod peer;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -241,11 +244,6 @@ fn peers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
 }
 
-fn in_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
-
 /// Runs stop-containerd.sh on drop, also when the test panics.
 struct Containerd {
     dir: PathBuf,
@@ -312,12 +310,7 @@ fn pids_mentioning(needle: &str) -> Vec<u32> {
 
 #[test]
 fn real_containerd() {
-    if !in_path("containerd") {
-        eprintln!("skipping: containerd is not installed (run tests/peers/install.sh as root)");
-        return;
-    }
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipping: the real containerd test needs root");
+    if peer::require_peer("containerd", peer::containerd()).is_none() {
         return;
     }
     let t0 = Instant::now();

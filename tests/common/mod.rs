@@ -6,3 +6,4 @@ pub mod fake_cri;
 pub mod fuzz;
 pub mod node;
 pub mod oracle;
+pub mod peer;
