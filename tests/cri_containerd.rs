@@ -10,54 +10,13 @@
 
 mod common;
 
+use common::containerd::Containerd;
 use common::cri_client::CriClient;
 use common::expo_check::check_exposition;
 use common::node::{FakeShim, Monitor};
 use common::peer::require_peer;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
-
-/// A private containerd, torn down on drop (even when the test fails).
-struct Containerd {
-    dir: PathBuf,
-    socket: PathBuf,
-}
-
-impl Containerd {
-    fn start() -> Containerd {
-        // Short: unix socket paths are limited to 108 bytes.
-        let dir = PathBuf::from(format!("/tmp/kmctd{}", std::process::id() % 100_000));
-        let out = Command::new(format!("{PEERS}/start-containerd.sh"))
-            .arg(&dir)
-            .output()
-            .expect("run start-containerd.sh");
-        assert!(
-            out.status.success(),
-            "start-containerd.sh failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let socket = PathBuf::from(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .last()
-                .expect("socket path")
-                .trim(),
-        );
-        Containerd { dir, socket }
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let _ = Command::new(format!("{PEERS}/stop-containerd.sh"))
-            .arg(&self.dir)
-            .output();
-    }
-}
 
 /// (cri_uid, cri_name, cri_namespace) of sandbox `id`'s series.
 fn pod_labels(m: &Monitor, id: &str) -> Option<(String, String, String)> {
@@ -86,7 +45,11 @@ fn real_containerd_pod_metadata() {
     if require_peer("containerd", common::peer::containerd()).is_none() {
         return;
     }
-    let ctd = Containerd::start();
+    // Short: unix socket paths are limited to 108 bytes.
+    let ctd = Containerd::start(Path::new(&format!(
+        "/tmp/kmctd{}",
+        std::process::id() % 100_000
+    )));
     let mut cri = CriClient::connect(&ctd.socket).expect("connect to containerd's CRI");
     let version = cri.version().expect("CRI Version");
     assert!(version.contains("containerd"), "{version}");

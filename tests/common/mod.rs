@@ -1,6 +1,8 @@
 #![allow(dead_code)]
 
+pub mod containerd;
 pub mod cri_client;
+pub mod cri_container;
 pub mod expo_check;
 pub mod fake_cri;
 pub mod fuzz;
