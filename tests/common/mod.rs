@@ -9,3 +9,4 @@ pub mod fuzz;
 pub mod node;
 pub mod oracle;
 pub mod peer;
+pub mod prom;
