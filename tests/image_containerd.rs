@@ -323,3 +323,30 @@ fn image_runs_in_containerd_as_the_chart_runs_it() {
         let _ = cri.remove_pod_sandbox(id);
     }
 }
+
+/// Upstream's chart passes exactly three Go-style args (no -sandbox-dirs):
+/// they start this monitor as they are, natively too, with the CRI endpoint
+/// in its `unix://` form and the default sandbox roots.
+#[test]
+fn chart_args_run_the_monitor() {
+    let dir = common::node::tmpdir("chart");
+    let sock = dir.join("cri.sock");
+    let cri = common::fake_cri::FakeCri::start(&sock);
+    cri.set_pod("abc", "pod-a", "uid-a", "ns", true);
+    let m = common::node::Monitor::start_args(&[
+        "-listen-address=127.0.0.1:0",
+        "-log-level=info",
+        &format!("-runtime-endpoint=unix://{}", sock.display()),
+    ]);
+    assert_eq!(m.get("/healthz").status, 200);
+    m.wait_for("/metrics", 10, |r| {
+        r.text().contains("kata_monitor_cri_connected 1")
+    });
+    let log = m.log_text();
+    assert!(
+        !log.contains("level=debug"),
+        "-log-level=info ignored:\n{log}"
+    );
+    drop(m);
+    let _ = std::fs::remove_dir_all(&dir);
+}
