@@ -58,7 +58,8 @@ FLAGS = {
 SANDBOX_ROOTS = ["/run/vc/sbs", "/run/kata"]
 CRI_DIR = "/run/containerd"
 # Bounds for resources, from the measured figures (see the DaemonSet's
-# comments): peak RSS 19 MB at 100 sandboxes, 20-41 ms CPU per scrape,
+# comments, BENCHMARKS.md): peak RSS 17.4 MB at 100 sandboxes, 19.6-28.6 ms
+# CPU per scrape,
 # single-threaded; upstream asks 200m / 300Mi.
 CPU_REQUEST = (0.001, 0.050)
 CPU_LIMIT = (0.250, 1.0)
@@ -257,10 +258,10 @@ def check_daemonset(docs, r):
             return lo_hi[0] <= v <= lo_hi[1]
         r.check(within(cpu_req, CPU_REQUEST), f"cpu request {cpu_req * 1000:g}m in 1m..50m")
         r.check(within(cpu_lim, CPU_LIMIT),
-                f"cpu limit {cpu_lim * 1000:g}m in 250m..1000m (a scrape is 20-41 ms of "
+                f"cpu limit {cpu_lim * 1000:g}m in 250m..1000m (a scrape is 20-29 ms of "
                 "CPU; the monitor is single-threaded)")
         r.check(within(mem_req, MEM_REQUEST),
-                f"memory request {mem_req / 2**20:g}Mi in 24Mi..64Mi (peak 19 MB at 100 sandboxes)")
+                f"memory request {mem_req / 2**20:g}Mi in 24Mi..64Mi (peak 17.4 MB at 100 sandboxes)")
         r.check(within(mem_lim, MEM_LIMIT), f"memory limit {mem_lim / 2**20:g}Mi in 64Mi..300Mi")
         r.check(cpu_lim >= cpu_req and mem_lim >= mem_req, "limits >= requests")
 
