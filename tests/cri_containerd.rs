@@ -55,17 +55,7 @@ fn real_containerd_pod_metadata() {
     assert!(version.contains("containerd"), "{version}");
 
     let tag = std::process::id();
-    let pods = [
-        (format!("web-{tag}"), format!("uid-web-{tag}"), "team-a"),
-        (format!("db-{tag}"), format!("uid-db-{tag}"), "team-b"),
-    ];
-    let ids: Vec<String> = pods
-        .iter()
-        .map(|(name, uid, ns)| {
-            cri.run_pod_sandbox(name, uid, ns, 0, "kata")
-                .unwrap_or_else(|e| panic!("RunPodSandbox {name}: {e}"))
-        })
-        .collect();
+    let (pods, ids) = common::containerd::two_kata_pods(&mut cri, tag);
     let listed = cri.list_pod_sandbox(true).unwrap();
     for id in &ids {
         assert!(

@@ -160,17 +160,7 @@ fn image_runs_in_containerd_as_the_chart_runs_it() {
     cri.set_log_root(&ctd.dir.join("podlogs"));
 
     // Two "Kata" pods (really runc) whose sandbox ids the simulated shims use.
-    let pods = [
-        (format!("web-{tag}"), format!("uid-web-{tag}"), "team-a"),
-        (format!("db-{tag}"), format!("uid-db-{tag}"), "team-b"),
-    ];
-    let ids: Vec<String> = pods
-        .iter()
-        .map(|(name, uid, ns)| {
-            cri.run_pod_sandbox(name, uid, ns, 0, "kata")
-                .unwrap_or_else(|e| panic!("RunPodSandbox {name}: {e}"))
-        })
-        .collect();
+    let (pods, ids) = common::containerd::two_kata_pods(&mut cri, tag);
     // One Go-runtime sandbox (/run/vc/sbs), one runtime-rs one (/run/kata).
     let sim = Sim::start(&[
         "--sandboxes",

@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::cri_client::CriClient;
+
 pub fn peers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
 }
@@ -72,4 +74,25 @@ impl Drop for Containerd {
             other => eprintln!("stop-containerd.sh {}: {other:?}", self.dir.display()),
         }
     }
+}
+
+/// Two pods with runtime handler "kata" (really runc), `web-<tag>` in
+/// namespace team-a and `db-<tag>` in team-b: their (name, uid, namespace)
+/// and the sandbox ids containerd gave them.
+pub fn two_kata_pods(
+    cri: &mut CriClient,
+    tag: u32,
+) -> (Vec<(String, String, &'static str)>, Vec<String>) {
+    let pods = vec![
+        (format!("web-{tag}"), format!("uid-web-{tag}"), "team-a"),
+        (format!("db-{tag}"), format!("uid-db-{tag}"), "team-b"),
+    ];
+    let ids = pods
+        .iter()
+        .map(|(name, uid, ns)| {
+            cri.run_pod_sandbox(name, uid, ns, 0, "kata")
+                .unwrap_or_else(|e| panic!("RunPodSandbox {name}: {e}"))
+        })
+        .collect();
+    (pods, ids)
 }

@@ -8,6 +8,7 @@
 #                      libc6-dev-<arch>-cross) for aarch64, s390x and ppc64le:
 #                      deploy/build-static.sh all, tests/peers/cross-test.sh and
 #                      tests/static_arches.rs (deploy/targets.sh)
+#   skopeo             .ci/run copies the multi-arch image archive with it
 #
 # Usage (as root): tests/peers/install.sh
 # Idempotent and quiet: exits 0 at once when everything is already installed.
@@ -24,6 +25,7 @@ dpkg-query -W -f='${Status}' libc6-dev 2>/dev/null | grep -q 'ok installed' || n
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v readelf >/dev/null 2>&1 || need+=(binutils)
 command -v file >/dev/null 2>&1 || need+=(file)
+command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 for q in qemu-aarch64 qemu-s390x qemu-ppc64le; do
 	command -v "$q" >/dev/null 2>&1 || { need+=(qemu-user); break; }
 done
