@@ -1,8 +1,12 @@
 #![allow(dead_code)]
 
+pub mod containerd;
 pub mod cri_client;
+pub mod cri_container;
 pub mod expo_check;
 pub mod fake_cri;
 pub mod fuzz;
 pub mod node;
 pub mod oracle;
+pub mod peer;
+pub mod prom;
