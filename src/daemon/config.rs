@@ -30,6 +30,8 @@ pub struct Config {
     pub max_connections: usize,
     /// 0 disables gzip responses.
     pub gzip_level: u8,
+    /// 0 disables zstd responses.
+    pub zstd_level: u8,
     pub max_shim_body: u64,
     pub debug_proxy: bool,
     /// Time allowed to send a complete request head once it started.
@@ -54,6 +56,7 @@ impl Default for Config {
             shim_timeout: Duration::from_secs(3),
             max_connections: 128,
             gzip_level: 1,
+            zstd_level: 1,
             max_shim_body: 32 << 20,
             debug_proxy: true,
             header_timeout: Duration::from_secs(10),
@@ -90,6 +93,7 @@ Prometheus exporter for Kata Containers sandboxes. Flags may be written
   --shim-timeout DUR         per-shim deadline, e.g. 3s, 500ms [default: 3s]
   --max-connections N        concurrent HTTP connections; more get 503 [default: 128]
   --gzip-level N             gzip level 1-9, 0 disables gzip [default: 1]
+  --zstd-level N             zstd level 1-19, 0 disables zstd [default: 1]
   --max-shim-body SIZE       largest shim response body, e.g. 32MiB [default: 32MiB]
   --enable-debug-proxy BOOL  serve the /debug/* proxies to shims [default: true]
   --http-header-timeout DUR  time a client has to send a request head [default: 10s]
@@ -213,6 +217,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
                     .ok()
                     .filter(|n| *n <= 9)
                     .ok_or_else(|| bad(&v, "0 to 9"))?;
+            }
+            "zstd-level" => {
+                let v = value(&mut p)?;
+                cfg.zstd_level = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 19)
+                    .ok_or_else(|| bad(&v, "0 to 19"))?;
             }
             "max-shim-body" => {
                 let v = value(&mut p)?;
@@ -454,6 +466,7 @@ mod tests {
             "-max-connections=4",
             "-enable-debug-proxy=false",
             "-gzip-level=0",
+            "-zstd-level=0",
             "-max-shim-body=1MiB",
         ])
         .unwrap();
@@ -466,6 +479,7 @@ mod tests {
         assert_eq!(c.max_connections, 4);
         assert!(!c.debug_proxy);
         assert_eq!(c.gzip_level, 0);
+        assert_eq!(c.zstd_level, 0);
         assert_eq!(c.max_shim_body, 1 << 20);
         assert!(run(&["-enable-debug-proxy"]).unwrap().debug_proxy);
         assert!(!run(&["--enable-debug-proxy", "false"]).unwrap().debug_proxy);

@@ -8,3 +8,4 @@ pub mod expo;
 pub mod grpc;
 pub mod gzip;
 pub mod http;
+pub mod zstd;
