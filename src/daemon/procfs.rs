@@ -10,6 +10,12 @@ pub struct ProcStats {
     pub open_fds: u64,
     pub max_fds: u64,
     pub start_time_seconds: f64,
+    /// RLIMIT_AS (`u64::MAX`: unlimited, as client_golang reports it).
+    pub virtual_max_bytes: u64,
+    /// IP octets received and sent in this process's network namespace
+    /// (`/proc/self/net/netstat`, IpExt), what client_golang reports as
+    /// `process_network_{receive,transmit}_bytes_total`.
+    pub net_octets: Option<(u64, u64)>,
 }
 
 /// Read `/proc/self`; fields that cannot be read are left at zero.
@@ -47,7 +53,26 @@ pub fn read() -> ProcStats {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
         s.max_fds = lim.rlim_cur;
     }
+    // SAFETY: as above.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } == 0 {
+        s.virtual_max_bytes = lim.rlim_cur;
+    }
+    s.net_octets = std::fs::read_to_string("/proc/self/net/netstat")
+        .ok()
+        .and_then(|t| ip_ext_octets(&t));
     s
+}
+
+/// `InOctets` and `OutOctets` of the `IpExt:` header and value lines of a
+/// `/proc/<pid>/net/netstat`.
+pub fn ip_ext_octets(netstat: &str) -> Option<(u64, u64)> {
+    let mut lines = netstat.lines().filter(|l| l.starts_with("IpExt:"));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let field = |want: &str| {
+        let i = names.split_whitespace().position(|n| n == want)?;
+        values.split_whitespace().nth(i)?.parse().ok()
+    };
+    Some((field("InOctets")?, field("OutOctets")?))
 }
 
 /// Fields after the `(comm)` of a stat line, starting with the state.
@@ -79,6 +104,16 @@ mod tests {
             .unwrap()
             .as_secs_f64();
         assert!(s.start_time_seconds > now - 3600.0 && s.start_time_seconds <= now + 1.0);
+    }
+
+    #[test]
+    fn ip_ext_octets_are_found_by_name() {
+        let t =
+            "TcpExt: A B\nTcpExt: 1 2\nIpExt: InNoRoutes InOctets X OutOctets\nIpExt: 0 405 7 68\n";
+        assert_eq!(ip_ext_octets(t), Some((405, 68)));
+        assert_eq!(ip_ext_octets("IpExt: InOctets OutOctets\n"), None);
+        assert_eq!(ip_ext_octets("IpExt: InOctets\nIpExt: 1\n"), None);
+        assert!(read().virtual_max_bytes > 0);
     }
 
     #[test]
