@@ -289,13 +289,26 @@ fn pages_methods_and_limits() {
     assert!(m.get("/").text().starts_with("Available HTTP endpoints:"));
     let html = m.get_with("/", &[("Accept", "text/html")]);
     assert!(html.text().contains("<a href='/metrics'>"));
-    let s = m.get_with("/sandboxes", &[("Accept", "text/html,*/*")]);
-    assert!(
-        s.text()
-            .contains(&format!("/metrics?sandbox={}", sim.ids[0]))
-    );
     let mut ids = sim.ids.clone();
     ids.sort();
+    // Upstream's HTML list, byte for byte (tests/differential.rs compares
+    // it with the Go monitor's).
+    let s = m.get_with("/sandboxes", &[("Accept", "text/html,*/*")]);
+    let items: String = ids
+        .iter()
+        .map(|id| {
+            format!(
+                "<li>{id}: <a href='/debug/pprof/?sandbox={id}'>pprof</a>, \
+                 <a href='/metrics?sandbox={id}'>metrics</a>, \
+                 <a href='/agent-url?sandbox={id}'>agent-url</a></li>\n"
+            )
+        })
+        .collect();
+    assert_eq!(s.header("content-type"), Some("text/html"));
+    assert_eq!(
+        s.text(),
+        format!("<h1>Sandbox list</h1>\n<ul>\n{items}</ul>\n")
+    );
     assert_eq!(listed(&m), ids);
     // HEAD, 405, 404.
     let h = http(m.addr, "HEAD", "/metrics", &[]);
@@ -699,3 +712,4 @@ fn inotify_queue_overflow_triggers_a_rescan() {
     assert!(m.log_text().contains("inotify queue overflow"));
     let _ = std::fs::remove_dir_all(&root);
 }
+

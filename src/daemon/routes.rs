@@ -187,17 +187,23 @@ impl Daemon {
     fn sandboxes_page(&self, html: bool) -> (&'static str, String) {
         let mut body = String::new();
         if html {
-            body.push_str("<!DOCTYPE html>\n<html><head><title>Kata sandboxes</title></head><body>\n<h1>Sandboxes</h1>\n<ul>\n");
+            // Upstream's page, byte for byte (but for the order); the pprof
+            // link only while the debug proxy is on.
+            body.push_str("<h1>Sandbox list</h1>\n<ul>\n");
             for id in self.reg.ids() {
                 // Ids are [A-Za-z0-9._-]: nothing to escape in HTML.
                 let q = percent_encode(id);
+                let _ = write!(body, "<li>{id}: ");
+                if self.cfg.debug_proxy {
+                    let _ = write!(body, "<a href='/debug/pprof/?sandbox={q}'>pprof</a>, ");
+                }
                 let _ = writeln!(
                     body,
-                    "<li>{id}: <a href='/metrics?sandbox={q}'>metrics</a> <a href='/agent-url?sandbox={q}'>agent-url</a></li>"
+                    "<a href='/metrics?sandbox={q}'>metrics</a>, <a href='/agent-url?sandbox={q}'>agent-url</a></li>"
                 );
             }
-            body.push_str("</ul>\n</body></html>\n");
-            ("text/html; charset=utf-8", body)
+            body.push_str("</ul>\n");
+            ("text/html", body)
         } else {
             for id in self.reg.ids() {
                 body.push_str(id);
@@ -214,16 +220,17 @@ impl Daemon {
         }
         let mut body = String::new();
         if html {
+            // Upstream's page, byte for byte, plus /healthz.
             body.push_str("<h1>Available HTTP endpoints:</h1>\n<ul>");
             for (p, d) in &list {
                 if ["/metrics", "/sandboxes", "/healthz"].contains(p) {
-                    let _ = writeln!(body, "<li><b><a href='{p}'>{p}</a></b>: {d}</li>");
+                    let _ = write!(body, "<li><b><a href='{p}'>{p}</a></b>: {d}\n</li>");
                 } else {
-                    let _ = writeln!(body, "<li><b>{p}</b>: {d}</li>");
+                    let _ = write!(body, "<li><b>{p}</b>: {d}\n</li>");
                 }
             }
-            body.push_str("</ul>\n");
-            ("text/html; charset=utf-8", body)
+            body.push_str("</ul>");
+            ("text/html", body)
         } else {
             body.push_str("Available HTTP endpoints:\n");
             let width = list.iter().map(|(p, _)| p.len()).max().unwrap_or(0) + 3;
