@@ -713,3 +713,35 @@ fn inotify_queue_overflow_triggers_a_rescan() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// Like Go programs (upstream among them), the monitor raises its soft
+/// limit on open files to the hard one: one shim connection per sandbox.
+#[test]
+fn open_files_soft_limit_is_raised_to_the_hard_one() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    if lim.rlim_max <= 256 {
+        eprintln!("skip: the hard limit on open files is {}", lim.rlim_max);
+        return;
+    }
+    let sim = Sim::start(&["--sandboxes", "1"]);
+    let roots = sim.roots_arg();
+    let m = Monitor::start_bin(
+        "sh",
+        &[
+            "-c",
+            "ulimit -Sn 256 && exec \"$0\" \"$@\"",
+            common::node::MONITOR,
+            "--listen-address",
+            "127.0.0.1:0",
+            "--sandbox-dirs",
+            &roots,
+        ],
+    );
+    let e = metrics(&m.get("/metrics"));
+    let max = &e.family("kata_monitor_process_max_fds").unwrap().samples[0];
+    assert_eq!(max.value, lim.rlim_max.to_string());
+}
