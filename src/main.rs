@@ -1,6 +1,6 @@
 //! `kata-monitor`: parse flags, start the daemon, serve until SIGTERM/SIGINT.
 
-use kata_monitor::daemon::{Daemon, config, logger};
+use kata_monitor::daemon::{Daemon, config, logger, procfs};
 
 fn main() {
     let cmd = match config::parse(std::env::args_os().skip(1)) {
@@ -22,7 +22,12 @@ fn main() {
         config::Command::Run(cfg) => cfg,
     };
     logger::init(cfg.log_level);
-    raise_fd_limit();
+    // As Go programs (upstream's monitor among them) do at start: every
+    // sandbox holds a shim connection, and a systemd service's default soft
+    // limit of 1024 would run out at ~1000 sandboxes where upstream would not.
+    if let Some((from, to)) = procfs::raise_fd_limit() {
+        log::debug!(from, to; "raised the open files limit");
+    }
     log::info!(
         version = config::VERSION,
         commit = config::COMMIT,
@@ -42,26 +47,5 @@ fn main() {
     if let Err(e) = daemon.run() {
         log::error!(error:% = e; "event loop failed");
         std::process::exit(1);
-    }
-}
-
-/// Raises the soft limit on open files to the hard one, as Go programs
-/// (upstream's kata-monitor among them) do at start: every sandbox holds a
-/// shim connection, and a systemd service's default soft limit of 1024
-/// would run out at ~1000 sandboxes where upstream would not.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit read and write the struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            let soft = lim.rlim_cur;
-            lim.rlim_cur = lim.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
-                log::debug!(from = soft, to = lim.rlim_max; "raised the open files limit");
-            }
-        }
     }
 }

@@ -75,6 +75,24 @@ pub fn ip_ext_octets(netstat: &str) -> Option<(u64, u64)> {
     Some((field("InOctets")?, field("OutOctets")?))
 }
 
+/// Raises the soft limit on open files to the hard one; returns the limits
+/// before and after when it did.
+pub fn raise_fd_limit() -> Option<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= lim.rlim_max {
+            return None;
+        }
+        let soft = lim.rlim_cur;
+        lim.rlim_cur = lim.rlim_max;
+        (libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0).then_some((soft, lim.rlim_max))
+    }
+}
+
 /// Fields after the `(comm)` of a stat line, starting with the state.
 pub fn stat_fields(stat: &str) -> Option<Vec<&str>> {
     let rest = &stat[stat.rfind(')')? + 1..];

@@ -218,7 +218,9 @@ fn run(cli: Cli) -> Result<(), String> {
         .iter()
         .map(|p| BodyFile::read(p))
         .collect::<Result<Vec<_>, _>>()?;
-    raise_fd_limit();
+    // Every sandbox holds a listening socket and its connections: 1000
+    // sandboxes scraped by two monitors need over 3000 fds.
+    kata_monitor::daemon::procfs::raise_fd_limit();
     let (tx, rx) = mpsc::channel();
     install_signals(tx.clone()).map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
@@ -295,23 +297,6 @@ fn event_loop(rx: &mpsc::Receiver<Event>, pid: Option<u32>) -> i32 {
                     }
                 };
             }
-        }
-    }
-}
-
-/// Raises the soft limit on open files to the hard one: every sandbox holds
-/// a listening socket and its connections (1000 sandboxes scraped by two
-/// monitors need over 3000 fds, past a 1024 default).
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write the struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }
