@@ -19,7 +19,7 @@
 mod common;
 
 use common::fake_cri::FakeCri;
-use common::go_peer::{self, Baseline};
+use common::go_peer;
 use common::godiff::{View, assert_no_problems, compare};
 use common::node::{Monitor, Resp, Sim, tmpdir};
 use std::collections::BTreeSet;
@@ -118,7 +118,7 @@ fn documented_differences_are_in_the_readme() {
 struct Pair {
     sim: Sim,
     rs: Monitor,
-    go: Baseline,
+    go: Monitor,
 }
 
 /// The peer and a node started with `sim_args` (frozen bodies), both
@@ -133,7 +133,7 @@ fn pair(test: &str, sim_args: &[&str], extra: &[&str]) -> Option<Pair> {
     let rs = Monitor::start(&roots, extra);
     let mut go_args = vec!["--sandbox-dirs", &roots, "--log-level", "debug"];
     go_args.extend_from_slice(extra);
-    let go = Baseline::start(&peer, &go_args);
+    let go = go_peer::start(&peer, &go_args);
     let p = Pair { sim, rs, go };
     p.wait_listed();
     Some(p)

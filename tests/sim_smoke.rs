@@ -32,6 +32,32 @@ impl Drop for Sim {
 }
 
 impl Sim {
+    /// Starts kata-sim with `args`; its stdout lines arrive on a channel.
+    fn spawn(args: &[&str]) -> Sim {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kata-sim"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn kata-sim");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    return;
+                }
+            }
+        });
+        Sim {
+            child,
+            stdin,
+            lines,
+            dir: PathBuf::new(),
+        }
+    }
+
     fn line(&self) -> String {
         self.lines
             .recv_timeout(TIMEOUT)
@@ -188,35 +214,14 @@ fn check_moved_once(first: &[u8], second: &[u8]) {
 #[test]
 fn sim_smoke() {
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kata-sim"))
-        .args([
-            "--sandboxes",
-            "3",
-            "--bodies",
-            "default,small,rs",
-            "--fault",
-            "1=http500",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn kata-sim");
-    let stdin = child.stdin.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                return;
-            }
-        }
-    });
-    let mut sim = Sim {
-        child,
-        stdin,
-        lines,
-        dir: PathBuf::new(),
-    };
+    let mut sim = Sim::spawn(&[
+        "--sandboxes",
+        "3",
+        "--bodies",
+        "default,small,rs",
+        "--fault",
+        "1=http500",
+    ]);
 
     // ready dir=<DIR> roots=<GO>,<RS> sandboxes=3, then the sandboxes, then end.
     let ready = sim.line();
@@ -416,34 +421,20 @@ fn gunzip(body: &[u8]) -> usize {
 /// and `--frozen` (every scrape gets the body as it is).
 #[test]
 fn body_files_and_frozen() {
-    let dir = std::env::temp_dir();
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kata-sim"))
-        .args(["--frozen", "--sandboxes", "3", "--body-file"])
-        .arg(format!("{fixtures}/default.prom"))
-        .arg("--body-file")
-        .arg(format!("rs:{fixtures}/rs-dragonball.prom"))
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn kata-sim");
-    let stdin = child.stdin.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                return;
-            }
-        }
-    });
-    let mut sim = Sim {
-        child,
-        stdin,
-        lines,
-        dir: PathBuf::new(),
-    };
+    let (default, rs) = (
+        format!("{fixtures}/default.prom"),
+        format!("rs:{fixtures}/rs-dragonball.prom"),
+    );
+    let mut sim = Sim::spawn(&[
+        "--frozen",
+        "--sandboxes",
+        "3",
+        "--body-file",
+        &default,
+        "--body-file",
+        &rs,
+    ]);
     let ready = sim.line();
     let roots = ready
         .split(' ')

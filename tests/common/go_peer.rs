@@ -9,14 +9,15 @@
 //! the given roots bound on `/run/vc/sbs` and `/run/kata`, so it needs root;
 //! it execs, so the child's pid is the Go process's own.
 //!
-//! Go does not log the port it bound, so [`Baseline::start`] picks a free
-//! port itself and waits until the peer answers on it.
+//! Go does not log the port it bound, so [`start`] picks a free
+//! port itself and waits until the peer answers on it. The result is an
+//! ordinary [`Monitor`] handle.
 
-use super::node::{Resp, http};
+use super::node::{Monitor, http};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -87,128 +88,65 @@ pub fn or_skip(test: &str) -> Option<PathBuf> {
     }
 }
 
-/// A running baseline monitor (the Go peer, or any command with the same
-/// flags) on a loopback port of its own.
-pub struct Baseline {
-    pub child: Child,
-    pub addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Baseline {
-    /// Starts `cmd --listen-address 127.0.0.1:PORT ARGS...` and waits until
-    /// it answers `GET /`. A port taken meanwhile by someone else makes the
-    /// peer exit: then another port is tried.
-    pub fn start(cmd: &Path, args: &[&str]) -> Baseline {
-        let mut last = String::new();
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
-            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-            let mut child = Command::new(cmd)
-                .arg("--listen-address")
-                .arg(addr.to_string())
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", cmd.display()));
-            let log = Arc::new(Mutex::new(String::new()));
-            let (stderr, log2) = (child.stderr.take().unwrap(), log.clone());
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    let mut l = log2.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-            let until = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    last = format!(
-                        "{} exited ({status}): {}",
-                        cmd.display(),
-                        log.lock().unwrap()
-                    );
-                    break;
-                }
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-                    && http(addr, "GET", "/", &[]).status == 200
-                {
-                    return Baseline { child, addr, log };
-                }
-                if Instant::now() > until {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "{} did not answer on {addr}: {}",
-                        cmd.display(),
-                        log.lock().unwrap()
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(20));
+/// Starts a baseline monitor (the Go peer, or any command with the same
+/// flags), `cmd --listen-address 127.0.0.1:PORT ARGS...`, and waits until
+/// it answers `GET /`. A port taken meanwhile by someone else makes the
+/// peer exit: then another port is tried. Dropping the result kills it
+/// (the Go process itself: run-go.sh execs; its mount namespace goes with
+/// it).
+pub fn start(cmd: &Path, args: &[&str]) -> Monitor {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut child = Command::new(cmd)
+            .arg("--listen-address")
+            .arg(addr.to_string())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", cmd.display()));
+        let log = Arc::new(Mutex::new(String::new()));
+        let (stderr, log2) = (child.stderr.take().unwrap(), log.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
             }
-        }
-        panic!("the baseline did not start: {last}");
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn get(&self, target: &str) -> Resp {
-        http(self.addr, "GET", target, &[])
-    }
-
-    pub fn get_with(&self, target: &str, headers: &[(&str, &str)]) -> Resp {
-        http(self.addr, "GET", target, headers)
-    }
-
-    pub fn request(&self, method: &str, target: &str, headers: &[(&str, &str)]) -> Resp {
-        http(self.addr, method, target, headers)
-    }
-
-    /// Poll `target` until `f` accepts the answer (or panic after `secs`).
-    pub fn wait_for(&self, target: &str, secs: u64, f: impl Fn(&Resp) -> bool) -> Resp {
-        let until = Instant::now() + Duration::from_secs(secs);
+        });
+        let until = Instant::now() + Duration::from_secs(10);
         loop {
-            let r = self.get(target);
-            if f(&r) {
-                return r;
+            if let Ok(Some(status)) = child.try_wait() {
+                last = format!(
+                    "{} exited ({status}): {}",
+                    cmd.display(),
+                    log.lock().unwrap()
+                );
+                break;
             }
-            assert!(
-                Instant::now() < until,
-                "baseline: timed out waiting on {target}: {:?}\nlog:\n{}",
-                r.text(),
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                && http(addr, "GET", "/", &[]).status == 200
+            {
+                return Monitor { child, addr, log };
+            }
+            if Instant::now() > until {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{} did not answer on {addr}: {}",
+                    cmd.display(),
+                    log.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
-
-    pub fn log_text(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Baseline {
-    fn drop(&mut self) {
-        // SIGTERM reaches the Go process itself (run-go.sh execs); its
-        // mount namespace goes with it.
-        // SAFETY: plain kill(2) of our unreaped child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let until = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < until {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    panic!("the baseline did not start: {last}");
 }

@@ -4,5 +4,7 @@ pub mod cri_client;
 pub mod expo_check;
 pub mod fake_cri;
 pub mod fuzz;
+pub mod go_peer;
+pub mod godiff;
 pub mod node;
 pub mod oracle;
