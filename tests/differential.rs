@@ -34,6 +34,9 @@ const DOC_INVALID_LINES: &str =
     "are dropped and counted per sandbox and reason instead of failing the whole sandbox";
 const DOC_ORDER: &str = "output order is deterministic (families sorted, sandboxes in id order)";
 const DOC_UNKNOWN_SANDBOX: &str = "`?sandbox=` only accepts listed sandbox ids: another is a 404";
+const DOC_EMPTY_SANDBOX: &str = "and an empty one is a 400";
+const DOC_ID_NAMES: &str = "a directory in a sandbox root whose name is not a valid id";
+const DOC_FILTER: &str = "empty prefixes (as in `a,`) are ignored where upstream's match every family, spaces around a prefix are trimmed, and repeated `filter_family` parameters add up (upstream reads the first)";
 const DOC_ERROR_TEXT: &str = "error answers carry this monitor's own messages";
 const DOC_SHIM_STATUS: &str = "a shim's error status is passed on";
 const DOC_METHODS_PATHS: &str = "methods other than GET and HEAD get 405";
@@ -49,6 +52,9 @@ const ALL_DOCS: &[&str] = &[
     DOC_INVALID_LINES,
     DOC_ORDER,
     DOC_UNKNOWN_SANDBOX,
+    DOC_EMPTY_SANDBOX,
+    DOC_ID_NAMES,
+    DOC_FILTER,
     DOC_ERROR_TEXT,
     DOC_SHIM_STATUS,
     DOC_METHODS_PATHS,
@@ -407,14 +413,15 @@ fn mixed_node_with_pod_labels() {
         return;
     };
     let ids = p.sim.ids.clone();
-    // All but the last sandbox are pods the runtime knows.
+    // All but the last sandbox are pods the runtime knows; the one before
+    // is NOT READY (both ask for READY pods only, so neither labels it).
     for (i, id) in ids.iter().enumerate().take(ids.len() - 1) {
         cri.set_pod(
             id,
             &format!("web-{i}-7d4b9c8f6-x2x9z"),
             &format!("6f1c2a4e-{i:04}-4b8e-9f3a-0c5d7e9b1a2f"),
             if i % 2 == 0 { "default" } else { "team-a" },
-            true,
+            i != ids.len() - 2,
         );
     }
     let failing = ids[2].clone();
@@ -423,7 +430,7 @@ fn mixed_node_with_pod_labels() {
     // those still unknown: wait until both carry every pod's labels.
     let labelled = |text: &str| {
         ids.iter()
-            .take(ids.len() - 1)
+            .take(ids.len() - 2)
             .filter(|id| **id != failing)
             .all(|id| {
                 text.lines().any(|l| {
@@ -435,15 +442,17 @@ fn mixed_node_with_pod_labels() {
     p.rs.wait_for("/metrics", 30, |r| labelled(&r.text()));
     let served: Vec<String> = ids.iter().filter(|id| **id != failing).cloned().collect();
     let (g, _) = p.compare_metrics("mixed node, pod labels", "/metrics", &served);
-    // The unknown sandbox is served with empty pod labels by both.
-    let last = ids.last().unwrap();
-    let key = format!(
-        "kata_agent_scrape_count{{cri_name=\"\",cri_namespace=\"\",cri_uid=\"\",sandbox_id=\"{last}\"}}"
-    );
-    assert!(
-        g.value("kata_agent_scrape_count", &key).is_some(),
-        "Go serves {last} without pod labels"
-    );
+    // The unknown and the NOT READY sandboxes are served with empty pod
+    // labels by both.
+    for id in &ids[ids.len() - 2..] {
+        let key = format!(
+            "kata_agent_scrape_count{{cri_name=\"\",cri_namespace=\"\",cri_uid=\"\",sandbox_id=\"{id}\"}}"
+        );
+        assert!(
+            g.value("kata_agent_scrape_count", &key).is_some(),
+            "Go serves {id} without pod labels"
+        );
+    }
     // filter_family, with one prefix and with two. (Prefixes that overlap
     // are not compared: Go then emits a family twice, which no parser
     // accepts; we emit it once.)
@@ -524,22 +533,32 @@ fn sandboxes_appear_and_vanish() {
     let added = [p.sim.add("rs"), p.sim.add("small"), p.sim.add("default")];
     p.sim.cmd(&format!("remove {}", ids[0]));
     p.sim.cmd(&format!("remove {}", added[1]));
+    // Not sandboxes for either: a plain file. DOC_ID_NAMES: a directory
+    // whose name is no id is one for upstream only.
+    let go_root = &p.sim.roots[0];
+    std::fs::write(go_root.join("plain-file"), b"").unwrap();
+    std::fs::create_dir(go_root.join("not an id")).unwrap();
     p.sim.ids = p
         .sim
         .cmd("list")
         .split_whitespace()
         .map(String::from)
         .collect();
-    p.wait_listed();
+    let want: BTreeSet<String> = p.sim.ids.iter().cloned().collect();
+    p.rs.wait_for("/sandboxes", 10, |r| lines(r) == want);
+    let mut go_want = want.clone();
+    go_want.insert("not an id".into());
+    p.go.wait_for("/sandboxes", 10, |r| lines(r) == go_want);
     let now = p.sim.ids.clone();
     assert_eq!(now.len(), 4);
     p.compare_metrics("after adds and removals", "/metrics", &now);
     // Two scrapes in a row: upstream sets running_shim_count while
     // answering, after its own families are written, so only the second
-    // answer shows the current count; then both agree.
+    // answer shows the current count; then both agree (but for the
+    // directory upstream takes for a sandbox, DOC_ID_NAMES).
     let (g, r) = p.scrape("/metrics", &[]);
     let key = "kata_monitor_running_shim_count";
-    assert_eq!(g.value(key, key), Some(4.0));
+    assert_eq!(g.value(key, key), Some(5.0));
     assert_eq!(r.value(key, key), Some(4.0));
 }
 
@@ -596,6 +615,35 @@ fn metrics_negotiation_and_methods() {
     );
     assert_eq!((g.status, r.status), (200, 200));
     assert!(g.body.is_empty() && r.body.is_empty());
+    // DOC_FILTER: the same families for a plain list of prefixes; an empty
+    // prefix is everything for upstream (its answer then repeats families),
+    // nothing here; a repeated parameter counts for us, not for upstream.
+    let fams = |r: &Resp| -> BTreeSet<String> {
+        r.text()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .collect()
+    };
+    let (g, r) = p.both("/metrics?filter_family=kata_guest,kata_agent", &[]);
+    assert_eq!(fams(&g), fams(&r));
+    let guest_agent = fams(&r);
+    let (g, r) = p.both("/metrics?filter_family=kata_guest,", &[]);
+    assert!(fams(&g).len() > guest_agent.len(), "Go: every family");
+    assert!(fams(&r).iter().all(|f| f.starts_with("kata_guest")));
+    let (g, r) = p.both(
+        "/metrics?filter_family=kata_guest&filter_family=kata_agent",
+        &[],
+    );
+    assert!(fams(&g).iter().all(|f| f.starts_with("kata_guest")));
+    assert_eq!(fams(&r), guest_agent);
+    // DOC_EMPTY_SANDBOX.
+    let (g, r) = p.both("/metrics?sandbox=", &[]);
+    assert_eq!((g.status, r.status), (200, 400));
+    assert!(
+        g.text().contains("kata_monitor_scrape_count"),
+        "Go: the whole /metrics"
+    );
     // DOC_METHODS_PATHS: upstream answers any method.
     let (g, r) = (
         p.go.request("POST", "/metrics", &[]),
