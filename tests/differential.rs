@@ -32,6 +32,9 @@ use std::path::Path;
 
 const DOC_INVALID_LINES: &str =
     "are dropped and counted per sandbox and reason instead of failing the whole sandbox";
+const DOC_TYPE_CONFLICT: &str = "a sandbox whose TYPE disagrees with the first sandbox's for a family loses only that family's samples";
+const DOC_HELP_CONFLICT: &str =
+    "when sandboxes disagree on a family's HELP, the first sandbox in id order gives it";
 const DOC_ORDER: &str = "output order is deterministic (families sorted, sandboxes in id order)";
 const DOC_UNKNOWN_SANDBOX: &str = "`?sandbox=` only accepts listed sandbox ids: another is a 404";
 const DOC_EMPTY_SANDBOX: &str = "and an empty one is a 400";
@@ -45,10 +48,13 @@ const DOC_HEALTHZ: &str = "`/healthz` is added";
 const DOC_CONTENT_TYPE: &str =
     "`/metrics` is always the text format, `text/plain; version=0.0.4; charset=utf-8`";
 const DOC_SANDBOX_CONTENT_TYPE: &str = "`/metrics?sandbox=` declares the same Content-Type";
+const DOC_ACCEPT_ENCODING: &str = "`Accept-Encoding` is read as HTTP defines it";
 const DOC_OWN_ADDED: &str = "own metrics upstream does not have are added";
 const DOC_NO_GO_RUNTIME: &str = "upstream's Go runtime families (`kata_monitor_go_*`) are absent";
 
 const ALL_DOCS: &[&str] = &[
+    DOC_TYPE_CONFLICT,
+    DOC_HELP_CONFLICT,
     DOC_INVALID_LINES,
     DOC_ORDER,
     DOC_UNKNOWN_SANDBOX,
@@ -62,6 +68,7 @@ const ALL_DOCS: &[&str] = &[
     DOC_HEALTHZ,
     DOC_CONTENT_TYPE,
     DOC_SANDBOX_CONTENT_TYPE,
+    DOC_ACCEPT_ENCODING,
     DOC_OWN_ADDED,
     DOC_NO_GO_RUNTIME,
 ];
@@ -521,6 +528,87 @@ fn an_invalid_line_drops_the_line_not_the_sandbox() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Sandboxes that disagree on a family's TYPE (DOC_TYPE_CONFLICT) and on
+/// another's HELP (DOC_HELP_CONFLICT).
+#[test]
+fn sandboxes_disagreeing_on_type_and_help() {
+    let test = "differential::sandboxes_disagreeing_on_type_and_help";
+    if go_peer::or_skip(test).is_none() {
+        return;
+    }
+    let dir = tmpdir("dconf");
+    let default = std::fs::read_to_string(fixture("default.prom")).unwrap();
+    let (help_a, help_b) = (
+        "Statistics about memory usage in the system.",
+        "Memory statistics.",
+    );
+    let other = default
+        .replace(
+            "# TYPE kata_guest_load gauge",
+            "# TYPE kata_guest_load counter",
+        )
+        .replace(help_a, help_b);
+    let path = dir.join("other.prom");
+    std::fs::write(&path, other).unwrap();
+    let files = [fixture("default.prom"), path.display().to_string()];
+    let mut args = vec!["--sandboxes", "4"];
+    args.extend(body_args(&files));
+    let Some(p) = pair(test, &args, &[]) else {
+        return;
+    };
+    // Sandboxes 0 and 2 serve default.prom, 1 and 3 the other body.
+    let mut by_id = p.sim.ids.clone();
+    by_id.sort();
+    let first_is_default = [&p.sim.ids[0], &p.sim.ids[2]].contains(&&by_id[0]);
+    let (want_help, want_type) = if first_is_default {
+        (help_a, "gauge")
+    } else {
+        (help_b, "counter")
+    };
+    let (_, r) = p.scrape("/metrics", &[]);
+    let meminfo = &r.fams["kata_guest_meminfo"];
+    assert_eq!(meminfo.help.as_deref(), Some(want_help));
+    let load = &r.fams["kata_guest_load"];
+    assert_eq!(load.typ.as_deref(), Some(want_type));
+    assert_eq!(
+        load.sandbox_ids.len(),
+        2,
+        "the other TYPE's sandboxes lose the family"
+    );
+    // Every other family has the series of all four.
+    assert!(
+        r.fams
+            .iter()
+            .all(|(name, f)| name.starts_with("kata_monitor_")
+                || name == "kata_guest_load"
+                || f.sandbox_ids.len() == 4)
+    );
+    // Upstream: HELP from either, and an answer cut short at the first
+    // sample of the wrong type.
+    for _ in 0..3 {
+        let g = p.go.get("/metrics");
+        assert_eq!(g.status, 200);
+        let text = g.text();
+        // (When the answer got that far.)
+        if let Some(help) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# HELP kata_guest_meminfo "))
+        {
+            assert!([help_a, help_b].contains(&help), "{help}");
+        }
+        let load_series = text
+            .lines()
+            .filter(|l| l.starts_with("kata_guest_load{"))
+            .count();
+        assert!(
+            load_series < 12,
+            "Go cannot encode both types: {load_series}"
+        );
+    }
+    assert!(p.go.log_text().contains("failed aggregateSandboxMetrics"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Sandboxes appearing and vanishing while both monitors run.
 #[test]
 fn sandboxes_appear_and_vanish() {
@@ -608,6 +696,22 @@ fn metrics_negotiation_and_methods() {
         media(&g)
     );
     assert_eq!(media(&r), Some("text/plain; version=0.0.4; charset=utf-8"));
+    // DOC_ACCEPT_ENCODING: gzip or not, (Go, ours).
+    for (accept, want) in [
+        ("gzip", (true, true)),
+        ("deflate, gzip;q=0.5", (true, true)),
+        ("identity", (false, false)),
+        ("gzip;q=0", (true, false)),
+        ("x-gzip", (false, true)),
+        ("*", (false, true)),
+    ] {
+        let (g, r) = p.both(
+            "/metrics?filter_family=kata_guest",
+            &[("Accept-Encoding", accept)],
+        );
+        let gz = |r: &Resp| r.header("content-encoding") == Some("gzip");
+        assert_eq!((gz(&g), gz(&r)), want, "Accept-Encoding: {accept}");
+    }
     // HEAD: the same head, no body.
     let (g, r) = (
         p.go.request("HEAD", "/metrics", &[]),
