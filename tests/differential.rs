@@ -35,6 +35,7 @@ const DOC_INVALID_LINES: &str =
 const DOC_TYPE_CONFLICT: &str = "a sandbox whose TYPE disagrees with the first sandbox's for a family loses only that family's samples";
 const DOC_HELP_CONFLICT: &str =
     "when sandboxes disagree on a family's HELP, the first sandbox in id order gives it";
+const DOC_NO_FABRICATION: &str = "are passed on as they are (upstream's re-encoding adds a `+Inf` bucket and zero `_sum` and `_count` series";
 const DOC_ORDER: &str = "output order is deterministic (families sorted, sandboxes in id order)";
 const DOC_UNKNOWN_SANDBOX: &str = "`?sandbox=` only accepts listed sandbox ids: another is a 404";
 const DOC_EMPTY_SANDBOX: &str = "and an empty one is a 400";
@@ -53,6 +54,7 @@ const DOC_OWN_ADDED: &str = "own metrics upstream does not have are added";
 const DOC_NO_GO_RUNTIME: &str = "upstream's Go runtime families (`kata_monitor_go_*`) are absent";
 
 const ALL_DOCS: &[&str] = &[
+    DOC_NO_FABRICATION,
     DOC_TYPE_CONFLICT,
     DOC_HELP_CONFLICT,
     DOC_INVALID_LINES,
@@ -301,6 +303,40 @@ fn shared_fixture_bodies() {
         "gzip",
         &compare(&view("Go", &g), &view("ours", &r), &excused),
     );
+}
+
+/// Valid bodies no real shim sends (`differential/unusual.prom`: timestamps, families
+/// without TYPE or HELP, incomplete histograms and summaries) beside the
+/// synthetic edge cases.
+#[test]
+fn unusual_but_valid_bodies() {
+    let files = [fixture("differential/unusual.prom"), fixture("edge.prom")];
+    let mut args = vec!["--sandboxes", "2"];
+    args.extend(body_args(&files));
+    let Some(p) = pair("differential::unusual_but_valid_bodies", &args, &[]) else {
+        return;
+    };
+    let id = &p.sim.ids[0];
+    let (mut g, r) = p.scrape("/metrics", &[]);
+    let labels = "cri_name=\"\",cri_namespace=\"\",cri_uid=\"\"";
+    // DOC_NO_FABRICATION: series upstream makes up.
+    for (fam, key) in [
+        (
+            "h",
+            format!("h_bucket{{{labels},le=\"+Inf\",sandbox_id=\"{id}\"}}"),
+        ),
+        ("s", format!("s_sum{{{labels},sandbox_id=\"{id}\"}}")),
+        ("s", format!("s_count{{{labels},sandbox_id=\"{id}\"}}")),
+    ] {
+        assert!(g.remove(fam, &key), "Go adds {key}");
+        assert!(r.value(fam, &key).is_none(), "we add no {key}");
+    }
+    let ts = format!("ts_total{{{labels},sandbox_id=\"{id}\"}}");
+    assert_eq!(
+        r.fams["ts_total"].timestamps.get(&ts),
+        Some(&1_700_000_000_000)
+    );
+    assert_no_problems("unusual bodies", &compare(&g, &r, &excused));
 }
 
 /// Go-runtime bodies from the generator: several seeds and shapes.

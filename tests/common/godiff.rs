@@ -6,7 +6,8 @@
 //! A series is its name and label set, with label values unescaped and, for
 //! `le` of histograms and `quantile` of summaries, read as numbers (Go
 //! re-encodes them, as it re-encodes sample values: `7.7956673e+07` for a
-//! shim's `77956673`). Values are compared as floats, NaN equal to NaN.
+//! shim's `77956673`). Values are compared as floats, NaN equal to NaN;
+//! timestamps must be the same too.
 
 use super::expo_check::{Sample, check_exposition, parse_float, series_key};
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,6 +19,8 @@ pub struct Fam {
     pub typ: Option<String>,
     /// Canonical series key -> value.
     pub series: BTreeMap<String, f64>,
+    /// Canonical series key -> timestamp, for the series that have one.
+    pub timestamps: BTreeMap<String, i64>,
     /// Keys of the series that carry a `sandbox_id` label.
     pub sandboxed: BTreeSet<String>,
     /// The `sandbox_id` values seen in this family.
@@ -52,6 +55,9 @@ impl View {
                     fam.sandboxed.insert(key.clone());
                     fam.sandbox_ids.insert(id.to_string());
                 }
+                if let Some(ts) = s.timestamp {
+                    fam.timestamps.insert(key.clone(), ts);
+                }
                 fam.series.insert(key, s.value_f64());
             }
             v.fams.insert(f.name, fam);
@@ -85,12 +91,23 @@ impl View {
             .sum()
     }
 
+    /// Removes the series `key` of family `fam`; whether it was there.
+    pub fn remove(&mut self, fam: &str, key: &str) -> bool {
+        let Some(f) = self.fams.get_mut(fam) else {
+            return false;
+        };
+        f.sandboxed.remove(key);
+        f.timestamps.remove(key);
+        f.series.remove(key).is_some()
+    }
+
     /// This answer without the series of sandbox `id`.
     pub fn without(mut self, id: &str) -> View {
         let needle = format!("sandbox_id=\"{id}\"");
         for f in self.fams.values_mut() {
             f.sandboxed.retain(|k| !k.contains(&needle));
             f.series.retain(|k, _| !k.contains(&needle));
+            f.timestamps.retain(|k, _| !k.contains(&needle));
             f.sandbox_ids.remove(id);
         }
         self
@@ -175,6 +192,13 @@ pub fn compare(
             ));
         }
         for key in g.sandboxed.union(&r.sandboxed) {
+            if g.timestamps.get(key) != r.timestamps.get(key) {
+                problems.push(format!(
+                    "{key}: timestamp Go {:?}, ours {:?}",
+                    g.timestamps.get(key),
+                    r.timestamps.get(key)
+                ));
+            }
             match (g.series.get(key), r.series.get(key)) {
                 (Some(&a), Some(&b)) if same_value(a, b) => {}
                 (Some(a), Some(b)) => {
