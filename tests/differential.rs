@@ -50,6 +50,8 @@ const DOC_CONTENT_TYPE: &str =
     "`/metrics` is always the text format, `text/plain; version=0.0.4; charset=utf-8`";
 const DOC_SANDBOX_CONTENT_TYPE: &str = "`/metrics?sandbox=` declares the same Content-Type";
 const DOC_ACCEPT_ENCODING: &str = "`Accept-Encoding` is read as HTTP defines it";
+const DOC_OWN_COUNTS: &str =
+    "upstream's own metrics keep their names, HELP and TYPE, but count a little differently";
 const DOC_OWN_ADDED: &str = "own metrics upstream does not have are added";
 const DOC_NO_GO_RUNTIME: &str = "upstream's Go runtime families (`kata_monitor_go_*`) are absent";
 
@@ -71,6 +73,7 @@ const ALL_DOCS: &[&str] = &[
     DOC_CONTENT_TYPE,
     DOC_SANDBOX_CONTENT_TYPE,
     DOC_ACCEPT_ENCODING,
+    DOC_OWN_COUNTS,
     DOC_OWN_ADDED,
     DOC_NO_GO_RUNTIME,
 ];
@@ -484,7 +487,11 @@ fn mixed_node_with_pod_labels() {
     p.go.wait_for("/metrics", 30, |r| labelled(&r.text()));
     p.rs.wait_for("/metrics", 30, |r| labelled(&r.text()));
     let served: Vec<String> = ids.iter().filter(|id| **id != failing).cloned().collect();
-    let (g, _) = p.compare_metrics("mixed node, pod labels", "/metrics", &served);
+    let (g, r) = p.compare_metrics("mixed node, pod labels", "/metrics", &served);
+    // DOC_OWN_COUNTS: a failed shim fails our scrape count, not upstream's.
+    let failed = "kata_monitor_scrape_failed_count";
+    assert_eq!(g.value(failed, failed), Some(0.0));
+    assert!(r.value(failed, failed).unwrap() >= 1.0);
     // The unknown and the NOT READY sandboxes are served with empty pod
     // labels by both.
     for id in &ids[ids.len() - 2..] {
@@ -799,6 +806,16 @@ fn sandbox_endpoints_answer_alike() {
         return;
     };
     let (go_id, rs_id) = (p.sim.ids[0].clone(), p.sim.ids[1].clone());
+
+    // DOC_OWN_COUNTS: upstream counts `?sandbox=` requests as scrapes.
+    let count = |m: &Monitor| {
+        let v = View::parse(&m.get("/metrics").body).unwrap();
+        let n = "kata_monitor_scrape_count";
+        v.value(n, n).unwrap()
+    };
+    let (g0, r0) = (count(&p.go), count(&p.rs));
+    p.both(&format!("/metrics?sandbox={go_id}"), &[]);
+    assert_eq!((count(&p.go) - g0, count(&p.rs) - r0), (2.0, 1.0));
 
     // /sandboxes: the same ids (DOC_ORDER: ours in id order, Go's in map
     // order), and the same HTML page but for the order of its items.
