@@ -18,7 +18,7 @@ use crate::common::go_peer;
 use crate::common::node::Monitor;
 use crate::measure::{self, Run, cpu_ns, median, pct, scrape_series, stat_cpu_ms, status_kb};
 use crate::{Opts, monitor, node, wait_listed};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The measured series of one process and encoding, over all rounds.
@@ -61,8 +61,26 @@ impl Acc {
     }
 }
 
+/// `cmd` as given, or, a relative path that is not there, found from an
+/// ancestor of the working directory: `../shared/...` names the same file
+/// from a worktree nested deeper than CI's clone.
+fn resolve(cmd: &str) -> PathBuf {
+    let p = Path::new(cmd);
+    if p.exists() || p.is_absolute() {
+        return p.to_path_buf();
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    cwd.ancestors()
+        .map(|a| a.join(p))
+        .find(|c| c.exists())
+        .unwrap_or_else(|| p.to_path_buf())
+}
+
 pub fn run(opts: &Opts, cmd: &str) {
     let started = Instant::now();
+    let cmd = resolve(cmd);
+    assert!(cmd.exists(), "baseline {} not found", cmd.display());
+    let cmd = cmd.to_str().expect("a UTF-8 path");
     println!(
         "baseline: {cmd}\nthis: {} (and the same with --gzip-level 6)\n\
          {} CPUs; load avg {:.1} at start; ratio = baseline / this",
