@@ -6,9 +6,9 @@
 //! family the same HELP and TYPE; `/sandboxes`, `/agent-url`,
 //! `/metrics?sandbox=` and the `/debug` proxies must answer alike (status,
 //! content type, body). Where they may not, the difference is one README's
-//! "Differences from upstream" lists: each exception below names its entry
-//! (a `DOC_*` constant, whose text `documented_differences_are_in_the_readme`
-//! finds in README.md).
+//! "Differences from upstream" lists: each exception names its entry (a
+//! `DOC_*` constant of `tests/common/upstream_differences.rs`, whose text
+//! `documented_differences_are_in_the_readme` finds in README.md).
 //!
 //! The Go peer is `../shared/peers/go-kata-monitor/run-go.sh` (or
 //! `$KATA_MONITOR_GO_PEER`); it needs root. Without it every test here says
@@ -19,97 +19,15 @@
 mod common;
 
 use common::fake_cri::FakeCri;
+use common::go_pair::{self, PROMETHEUS_ACCEPT, Pair, body_args, fixture, generate, lines, view};
 use common::go_peer;
 use common::godiff::{View, assert_no_problems, compare};
-use common::node::{Monitor, Resp, Sim, tmpdir};
+use common::node::{Monitor, Resp, tmpdir};
+use common::upstream_differences::*;
 use std::collections::BTreeSet;
-use std::io::Read;
-use std::path::Path;
 
-// ---------------------------------------------------------------------------
-// The documented differences (README.md, "Differences from upstream").
-// ---------------------------------------------------------------------------
-
-const DOC_INVALID_LINES: &str =
-    "are dropped and counted per sandbox and reason instead of failing the whole sandbox";
-const DOC_TYPE_CONFLICT: &str = "a sandbox whose TYPE disagrees with the first sandbox's for a family loses only that family's samples";
-const DOC_HELP_CONFLICT: &str =
-    "when sandboxes disagree on a family's HELP, the first sandbox in id order gives it";
-const DOC_NO_FABRICATION: &str = "are passed on as they are (upstream's re-encoding adds a `+Inf` bucket and zero `_sum` and `_count` series";
-const DOC_ORDER: &str = "output order is deterministic (families sorted, sandboxes in id order)";
-const DOC_UNKNOWN_SANDBOX: &str = "`?sandbox=` only accepts listed sandbox ids: another is a 404";
-const DOC_EMPTY_SANDBOX: &str = "and an empty one is a 400";
-const DOC_ID_NAMES: &str = "a directory in a sandbox root whose name is not a valid id";
-const DOC_FILTER: &str = "empty prefixes (as in `a,`) are ignored where upstream's match every family, spaces around a prefix are trimmed, and repeated `filter_family` parameters add up (upstream reads the first)";
-const DOC_ERROR_TEXT: &str = "error answers carry this monitor's own messages";
-const DOC_SHIM_STATUS: &str = "a shim's error status is passed on";
-const DOC_METHODS_PATHS: &str = "methods other than GET and HEAD get 405";
-const DOC_UNKNOWN_PATH: &str = "unknown paths get 404";
-const DOC_HEALTHZ: &str = "`/healthz` is added";
-const DOC_CONTENT_TYPE: &str =
-    "`/metrics` is always the text format, `text/plain; version=0.0.4; charset=utf-8`";
-const DOC_SANDBOX_CONTENT_TYPE: &str = "`/metrics?sandbox=` declares the same Content-Type";
-const DOC_ACCEPT_ENCODING: &str = "`Accept-Encoding` is read as HTTP defines it";
-const DOC_OWN_COUNTS: &str =
-    "upstream's own metrics keep their names, HELP and TYPE, but count a little differently";
-const DOC_OWN_ADDED: &str = "own metrics upstream does not have are added";
-const DOC_NO_GO_RUNTIME: &str = "upstream's Go runtime families (`kata_monitor_go_*`) are absent";
-
-const ALL_DOCS: &[&str] = &[
-    DOC_NO_FABRICATION,
-    DOC_TYPE_CONFLICT,
-    DOC_HELP_CONFLICT,
-    DOC_INVALID_LINES,
-    DOC_ORDER,
-    DOC_UNKNOWN_SANDBOX,
-    DOC_EMPTY_SANDBOX,
-    DOC_ID_NAMES,
-    DOC_FILTER,
-    DOC_ERROR_TEXT,
-    DOC_SHIM_STATUS,
-    DOC_METHODS_PATHS,
-    DOC_UNKNOWN_PATH,
-    DOC_HEALTHZ,
-    DOC_CONTENT_TYPE,
-    DOC_SANDBOX_CONTENT_TYPE,
-    DOC_ACCEPT_ENCODING,
-    DOC_OWN_COUNTS,
-    DOC_OWN_ADDED,
-    DOC_NO_GO_RUNTIME,
-];
-
-/// Our own families upstream does not have (DOC_OWN_ADDED).
-const OWN_ADDED: &[&str] = &[
-    "kata_monitor_build_info",
-    "kata_monitor_scrape_responses_total",
-    "kata_monitor_scrape_reused_rounds_total",
-    "kata_monitor_cri_requests_total",
-    "kata_monitor_cri_request_duration_seconds",
-    "kata_monitor_cri_connected",
-    "kata_monitor_cri_connections_total",
-    "kata_monitor_cri_pending_sandboxes",
-    "kata_monitor_cri_unknown_sandboxes",
-    "kata_monitor_sandbox_up",
-    "kata_monitor_sandbox_scrape_duration_seconds",
-    "kata_monitor_sandbox_scrape_bytes",
-    "kata_monitor_sandbox_scrape_errors",
-    "kata_monitor_dropped_lines_total",
-];
-
-/// The README entry that lets a family be in one answer only.
-fn excused(family: &str, ours: bool) -> Option<&'static str> {
-    if ours && OWN_ADDED.contains(&family) {
-        Some(DOC_OWN_ADDED)
-    } else if !ours && family.starts_with("kata_monitor_go_") {
-        Some(DOC_NO_GO_RUNTIME)
-    } else {
-        None
-    }
-}
-
-fn squash(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+// The documented differences (tests/common/upstream_differences.rs) are
+// all in README.md.
 
 #[test]
 fn documented_differences_are_in_the_readme() {
@@ -128,147 +46,10 @@ fn documented_differences_are_in_the_readme() {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Harness.
-// ---------------------------------------------------------------------------
-
-/// A simulated node with both monitors on it.
-struct Pair {
-    sim: Sim,
-    rs: Monitor,
-    go: Monitor,
-}
-
-/// The peer and a node started with `sim_args` (frozen bodies), both
-/// monitors on it with `extra` flags, once both list every sandbox; `None`
-/// when the Go peer is missing (skipped).
+/// Both monitors on a node of `sim_args` (see `go_pair::pair`), the
+/// documented exceptions allowed.
 fn pair(test: &str, sim_args: &[&str], extra: &[&str]) -> Option<Pair> {
-    let peer = go_peer::or_skip(test)?;
-    let mut args = vec!["--frozen"];
-    args.extend_from_slice(sim_args);
-    let sim = Sim::start(&args);
-    let roots = sim.roots_arg();
-    let rs = Monitor::start(&roots, extra);
-    let mut go_args = vec!["--sandbox-dirs", &roots, "--log-level", "debug"];
-    go_args.extend_from_slice(extra);
-    let go = go_peer::start(&peer, &go_args);
-    let p = Pair { sim, rs, go };
-    p.wait_listed();
-    Some(p)
-}
-
-fn lines(r: &Resp) -> BTreeSet<String> {
-    r.text().lines().map(String::from).collect()
-}
-
-impl Pair {
-    /// Waits until both monitors list exactly the simulator's sandboxes.
-    fn wait_listed(&self) {
-        let want: BTreeSet<String> = self.sim.ids.iter().cloned().collect();
-        self.rs.wait_for("/sandboxes", 10, |r| lines(r) == want);
-        self.go.wait_for("/sandboxes", 10, |r| lines(r) == want);
-    }
-
-    /// Both answers to `target` with `headers`.
-    fn both(&self, target: &str, headers: &[(&str, &str)]) -> (Resp, Resp) {
-        (
-            self.go.get_with(target, headers),
-            self.rs.get_with(target, headers),
-        )
-    }
-
-    /// Both `/metrics` answers (as Prometheus asks), parsed.
-    fn scrape(&self, target: &str, headers: &[(&str, &str)]) -> (View, View) {
-        let mut h = vec![("Accept", PROMETHEUS_ACCEPT)];
-        h.extend_from_slice(headers);
-        let (g, r) = self.both(target, &h);
-        (view("Go", &g), view("ours", &r))
-    }
-
-    /// Compares one `/metrics` answer of each, requiring the sandbox series
-    /// of exactly `ids`.
-    fn compare_metrics(&self, what: &str, target: &str, ids: &[String]) -> (View, View) {
-        let (g, r) = self.scrape(target, &[]);
-        let want: BTreeSet<String> = ids.iter().cloned().collect();
-        assert_eq!(g.sandbox_ids(), want, "{what}: sandboxes in Go's answer");
-        assert_eq!(r.sandbox_ids(), want, "{what}: sandboxes in ours");
-        assert_no_problems(what, &compare(&g, &r, &excused));
-        (g, r)
-    }
-}
-
-/// What Prometheus 2.42 sends (OpenMetrics first; Go's `expfmt.Negotiate`
-/// answers the text format to it, as we do).
-const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-
-/// A `/metrics` answer, gunzipped if need be, parsed strictly.
-fn view(who: &str, r: &Resp) -> View {
-    assert_eq!(r.status, 200, "{who}: {}", r.text());
-    View::parse(&plain_body(r)).unwrap_or_else(|e| panic!("{who}'s /metrics: {e}"))
-}
-
-fn plain_body(r: &Resp) -> Vec<u8> {
-    match r.header("content-encoding") {
-        Some("gzip") => {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&r.body[..])
-                .read_to_end(&mut out)
-                .expect("valid gzip");
-            out
-        }
-        None => r.body.clone(),
-        Some(e) => panic!("unexpected Content-Encoding {e}"),
-    }
-}
-
-/// The generator of realistic shim bodies, copied from the shared
-/// kata-metrics material.
-const GENERATOR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/gen/gen_shim_metrics.py"
-);
-
-/// Writes one generated body per `args` into `dir`; `rs:` is prefixed to
-/// the paths of runtime-rs bodies, as `kata-sim --body-file` takes them.
-/// `None` (skipped) when python3 cannot run the generator.
-fn generate(test: &str, dir: &Path, shapes: &[&[&str]]) -> Option<Vec<String>> {
-    let mut files = Vec::new();
-    for (i, args) in shapes.iter().enumerate() {
-        let out = match std::process::Command::new("python3")
-            .arg(GENERATOR)
-            .args(*args)
-            .output()
-        {
-            Ok(o) if o.status.success() => o.stdout,
-            other => {
-                let why = format!("python3 cannot run the body generator: {other:?}");
-                assert!(!go_peer::ci(), "{test}: {why}");
-                let _ = std::io::Write::write_all(
-                    &mut std::io::stderr(),
-                    format!("SKIPPED {test}: {why}\n").as_bytes(),
-                );
-                return None;
-            }
-        };
-        let path = dir.join(format!("body{i}.prom"));
-        std::fs::write(&path, out).unwrap();
-        let rs = args.windows(2).any(|w| w == ["--runtime", "rs"]) || args.contains(&"rs");
-        let p = path.display().to_string();
-        files.push(if rs { format!("rs:{p}") } else { p });
-    }
-    Some(files)
-}
-
-fn fixture(name: &str) -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/").to_string() + name
-}
-
-/// `--body-file F` for each of `files`.
-fn body_args(files: &[String]) -> Vec<&str> {
-    files
-        .iter()
-        .flat_map(|f| ["--body-file", f.as_str()])
-        .collect()
+    go_pair::pair(test, sim_args, extra, excused)
 }
 
 // ---------------------------------------------------------------------------
