@@ -28,6 +28,7 @@ mod common {
     pub mod fake_cri;
     pub mod go_peer;
     pub mod node;
+    pub mod peer;
 }
 mod baseline;
 mod cri;

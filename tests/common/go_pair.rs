@@ -131,7 +131,7 @@ pub fn generate(test: &str, dir: &Path, shapes: &[&[&str]]) -> Option<Vec<String
             Ok(o) if o.status.success() => o.stdout,
             other => {
                 let why = format!("python3 cannot run the body generator: {other:?}");
-                assert!(!go_peer::ci(), "{test}: {why}");
+                assert!(!super::peer::in_ci(), "{test}: {why}");
                 let _ = std::io::Write::write_all(
                     &mut std::io::stderr(),
                     format!("SKIPPED {test}: {why}\n").as_bytes(),

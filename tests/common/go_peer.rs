@@ -14,7 +14,7 @@
 //! ordinary [`Monitor`] handle.
 
 use super::node::{Monitor, http};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -60,32 +60,15 @@ pub fn locate() -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// Whether `KATA_MONITOR_CI` asks for every peer to be present.
-pub fn ci() -> bool {
-    std::env::var("KATA_MONITOR_CI").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-/// The Go peer, or `None` after reporting the skip: a line on stderr that
-/// the test harness does not capture, so it shows in a default `cargo test`
-/// run; under `KATA_MONITOR_CI=1` a missing peer fails the test instead.
-///
-/// (A minimal local version of the shared skip helper; see the report of
-/// issue 14.)
+/// The Go peer, or `None` after the visible skip of
+/// [`require_peer`](super::peer::require_peer) (a failure under
+/// `KATA_MONITOR_CI=1`). `test` names the test in the skip line, since the
+/// differential tests run the check from their own thread name too.
 pub fn or_skip(test: &str) -> Option<PathBuf> {
-    match locate() {
-        Ok(p) => Some(p),
-        Err(why) => {
-            assert!(
-                !ci(),
-                "{test}: KATA_MONITOR_CI is set and the Go peer cannot run: {why}"
-            );
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {test}: {why} (KATA_MONITOR_CI=1 makes this a failure)"
-            );
-            None
-        }
-    }
+    super::peer::require_peer(
+        "the Go kata-monitor",
+        locate().map_err(|why| format!("{test}: {why}")),
+    )
 }
 
 /// Starts a baseline monitor (the Go peer, or any command with the same

@@ -31,6 +31,9 @@ pub const DOC_OWN_ADDED: &str = "own metrics upstream does not have are added";
 pub const DOC_NO_GO_RUNTIME: &str =
     "upstream's Go runtime families (`kata_monitor_go_*`) are absent";
 
+pub const DOC_RUNTIME_RS_DEBUG: &str =
+    "`/debug/vars` and `/debug/pprof/*` of a runtime-rs sandbox answer 501";
+
 pub const ALL_DOCS: &[&str] = &[
     DOC_NO_FABRICATION,
     DOC_TYPE_CONFLICT,
@@ -52,6 +55,7 @@ pub const ALL_DOCS: &[&str] = &[
     DOC_OWN_COUNTS,
     DOC_OWN_ADDED,
     DOC_NO_GO_RUNTIME,
+    DOC_RUNTIME_RS_DEBUG,
 ];
 
 /// Our own families upstream does not have (DOC_OWN_ADDED).
