@@ -329,9 +329,10 @@ impl Daemon {
         let started = s.conn.started;
         let r = self.round.as_mut().expect("checked");
         let result = &mut r.slots[slot];
+        let rank = self.reg.get(&result.id).map_or(u64::MAX, |s| s.first_seen);
         let recycled = r
             .expo
-            .add_range(&result.id, result.labels.clone(), buf, range);
+            .add_range(&result.id, result.labels.clone(), rank, buf, range);
         result.duration = now.saturating_duration_since(started);
         result.bytes = bytes;
         let mut rejected = None;
