@@ -3,7 +3,8 @@
 //! `name value` or `name{a="x",b="y"} value`, with one space before the
 //! value, no timestamp, label names strictly increasing (so no duplicates),
 //! values without escapes or non-ASCII bytes, and no label named like an
-//! injected one. That is nearly every line of a shim body, and for it the
+//! injected one. (An empty label value is taken, but the line is then not
+//! its own canonical series text.) That is nearly every line of a shim body, and for it the
 //! general parser's bookkeeping (blank skipping, the table of earlier label
 //! names, renames, collisions) has nothing to do.
 //!
@@ -44,6 +45,7 @@ pub fn sample(l: &[u8], start: usize, s: &mut Sample, hint: &[u8]) -> Option<usi
     let mut close = None;
     let mut le = None;
     let mut quantile = None;
+    let mut empty = false;
     match l.get(i) {
         Some(b' ') => {}
         Some(b'{') => {
@@ -73,6 +75,7 @@ pub fn sample(l: &[u8], start: usize, s: &mut Sample, hint: &[u8]) -> Option<usi
                     return None;
                 }
                 let value = &l[ns + label.len() + 2..i];
+                empty |= value.is_empty();
                 if eq(label, b"le") {
                     le = Some((ns as u32, float_ok(value)));
                 } else if eq(label, b"quantile") {
@@ -112,7 +115,7 @@ pub fn sample(l: &[u8], start: usize, s: &mut Sample, hint: &[u8]) -> Option<usi
         exported: [0; 4],
         n_exported: 0,
         collision: false,
-        canonical: true,
+        canonical: !empty,
     };
     Some(ve)
 }

@@ -444,8 +444,10 @@ impl Builder<'_> {
 
     /// Is this line's series (same canonical `name{sorted labels}` text, with
     /// the name as it is output: `kata_shim_` prepended for a `renamed`
-    /// family, so a source's `go_x` and `kata_shim_go_x` are one series)
-    /// already kept? If not, remember it.
+    /// family, so a source's `go_x` and `kata_shim_go_x` are one series;
+    /// empty-valued labels left out, so `m{a=""}` and `m` are one series)
+    /// already kept? If not, remember it. The injected labels are the same
+    /// on every line of a body, so they cannot tell two lines apart.
     fn is_duplicate(&mut self, start: usize, next: usize, s: &Sample, renamed: bool) -> bool {
         let body = self.body;
         let line = &body[start..next];
@@ -510,13 +512,15 @@ impl Builder<'_> {
 }
 
 /// Canonical series text of a valid sample line, as it will be output:
-/// `name{a="1",b="2"}` with label names (after `exported_` renames) sorted
-/// and no blanks (`name` alone without labels).
+/// `name{a="1",b="2"}` with label names (after `exported_` renames) sorted,
+/// no blanks, and no label with an empty value (Prometheus's identity: `a=""`
+/// is no label `a`); `name` alone without labels.
 fn canonical(line: &[u8], s: &Sample, prefix: &[u8], pairs: &mut Vec<Pair>, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(prefix);
     out.extend_from_slice(&line[s.name.0 as usize..s.name.1 as usize]);
     lex_pairs(line, s.name.1 as usize, pairs);
+    pairs.retain(|&(_, v)| v.0 != v.1);
     if pairs.is_empty() {
         return;
     }
@@ -713,6 +717,23 @@ bad line
         );
         assert_eq!(i.samples, 2);
         assert_eq!(i.drops.get(Reason::DuplicateSeries), 1);
+    }
+
+    #[test]
+    fn empty_label_values_are_absent_labels() {
+        // Prometheus's identity: `a=""` is no label `a`; the first is kept.
+        let i = idx(
+            "m{x=\"\"} 5\nm 6\nm{} 7\nm{a=\"1\",b=\"\"} 1\nm{a=\"1\"} 2\n\
+             m{b=\"\",a=\"1\",c=\"\"} 3\nm{cri_uid=\"\"} 8\nm{a=\"\",b=\"2\"} 9\nm{b=\"2\"} 10\n",
+        );
+        assert_eq!(i.samples, 3);
+        assert_eq!(i.drops.get(Reason::DuplicateSeries), 6);
+        // The kept lines are the first of each identity.
+        let kept: Vec<u32> = i.runs.iter().map(|r| r.start).collect();
+        assert_eq!(kept.len(), 3);
+        // Non-empty values still tell series apart.
+        let i = idx("m{a=\"\",b=\"1\"} 1\nm{a=\"1\",b=\"\"} 2\nm{a=\"0\"} 3\n");
+        assert_eq!(i.samples, 3);
     }
 
     #[test]

@@ -160,7 +160,8 @@ pub struct Sample {
     pub collision: bool,
     /// The bytes from the name to `}` are already the canonical series text:
     /// no blanks, no trailing comma or `{}`, label names strictly increasing,
-    /// no `exported_` renames. (Always true without a label set.)
+    /// no `exported_` renames, no empty label value (Prometheus takes
+    /// `a=""` for no label `a`). (Always true without a label set.)
     pub canonical: bool,
 }
 
@@ -543,6 +544,8 @@ fn labels(l: &[u8], mut i: usize, s: &mut Sample) -> Result<usize, Reason> {
         if high && std::str::from_utf8(value).is_err() {
             return Err(Reason::InvalidUtf8);
         }
+        // An empty value is no label to Prometheus: not the canonical text.
+        s.canonical &= !value.is_empty();
         i += 1; // closing quote
 
         // Collisions with injected names, duplicates (after renaming).
@@ -650,7 +653,7 @@ mod tests {
             "m 1",
             r#"m{a="1"} 1"#,
             r#"m{a="1",b="2"} 1"#,
-            r#"m{a="",ab="x"} 1 5"#,
+            r#"m{a="x",ab="x"} 1 5"#,
         ] {
             assert!(s(c).canonical, "{c}");
         }
@@ -664,6 +667,9 @@ mod tests {
             r#"m{a="1",} 1"#,
             r#"m{a="1", b="1"} 1"#,
             "m{} 1",
+            r#"m{a=""} 1"#,
+            r#"m{a="1",b=""} 1"#,
+            r#"m{a="",ab="x"} 1 5"#,
         ] {
             assert!(!s(c).canonical, "{c}");
         }
