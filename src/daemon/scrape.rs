@@ -206,7 +206,8 @@ impl Daemon {
                 }
             }
         }
-        let mut expo = expo.unwrap_or_else(|| Exposition::new(self.seed));
+        let mut expo =
+            expo.unwrap_or_else(|| Exposition::with_limits(self.seed, self.cfg.limits()));
         expo.clear();
         let sandboxes: Vec<(String, Labels, usize)> = self
             .reg

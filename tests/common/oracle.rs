@@ -118,7 +118,9 @@ pub fn transformed(s: &Sample, labels: &[String; 4]) -> Sample {
 
 /// Reasons that drop a line the independent parser calls a valid sample
 /// (decided by family context, duplicates or limits).
-pub const SAMPLE_LEVEL: [Reason; 7] = [
+/// (`TooManyLabels` past the lexer's hard cap of 32 may also hit a line that
+/// is invalid further on; no generator writes that many labels.)
+pub const SAMPLE_LEVEL: [Reason; 8] = [
     Reason::RenamedLabelCollision,
     Reason::DuplicateSeries,
     Reason::TypeConflict,
@@ -126,6 +128,7 @@ pub const SAMPLE_LEVEL: [Reason; 7] = [
     Reason::ReservedName,
     Reason::BadLeOrQuantile,
     Reason::TooManySeries,
+    Reason::TooManyLabels,
 ];
 
 /// Reasons for lines the independent parser calls invalid.
