@@ -4,7 +4,7 @@
 //! every long flag is accepted as `-name value`, `-name=value`, `--name value`
 //! and `--name=value`. Errors are one line for stderr (exit code 2).
 
-use crate::wire::expo::{Limits, index::MAX_BODY, lex};
+use crate::wire::expo::{Limits, lex, limits::MAX_BODY};
 use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;

@@ -38,6 +38,7 @@ pub mod index;
 pub mod kata_types;
 pub mod labels;
 pub mod lex;
+pub mod limits;
 pub mod merge;
 pub mod number;
 pub mod render;
@@ -45,9 +46,10 @@ mod swar;
 pub mod text;
 pub mod vote;
 
-pub use index::{BodyIndex, Drops, Limits, Scratch};
+pub use index::{BodyIndex, Drops, Scratch};
 pub use labels::Labels;
 pub use lex::{Kind, Reason};
+pub use limits::Limits;
 pub use render::{Cursor, Filter};
 
 /// One sandbox's input: id, injected labels, raw body and its index.
