@@ -10,8 +10,8 @@
 
 mod common;
 
-use common::oracle::{Input, check_merge};
-use kata_monitor::wire::expo::{Exposition, Filter, Labels};
+use common::oracle::{Input, build_with, check_merge};
+use kata_monitor::wire::expo::{Filter, Limits};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -237,20 +237,6 @@ fn case(kata_only: bool, healthy: std::ops::Range<usize>) -> impl Strategy<Value
     })
 }
 
-fn build(inputs: &[&Input]) -> Exposition {
-    let mut expo = Exposition::new(0xbad);
-    for i in inputs {
-        let l = &i.labels;
-        expo.add(
-            &l[0],
-            Labels::new([&l[0], &l[1], &l[2], &l[3]]),
-            i.body.clone(),
-        );
-    }
-    expo.finish();
-    expo
-}
-
 /// Output lines of sandbox `id` (marked by its injected labels), in order.
 fn lines_of<'a>(out: &'a str, id: &str) -> Vec<&'a str> {
     let mark = format!("sandbox_id=\"{id}\",cri_uid=");
@@ -271,13 +257,13 @@ fn headers(out: &str) -> BTreeMap<String, Vec<&str>> {
 
 fn check(c: &Case) -> Result<(), String> {
     let healthy: Vec<&Input> = c.healthy.iter().collect();
-    let alone = build(&healthy);
+    let alone = build_with(healthy.iter().copied(), 0xbad, Limits::default());
     let out_a = alone.render_to_vec(&Filter::all());
     check_merge(&c.healthy, &alone, &out_a, true)?;
 
     let mut all = healthy.clone();
     all.insert(c.age, &c.hostile);
-    let expo = build(&all);
+    let expo = build_with(all.iter().copied(), 0xbad, Limits::default());
     let out_b = expo.render_to_vec(&Filter::all());
     let inputs: Vec<Input> = all.iter().map(|i| (*i).clone()).collect();
     check_merge(&inputs, &expo, &out_b, false)?;

@@ -6,8 +6,10 @@
 mod common;
 
 use common::expo_check::{LineKind, check_exposition, classify_lines, series_key};
-use common::oracle::{INJECTED, Input, LINE_LEVEL, SAMPLE_LEVEL, render, run_all, transformed};
-use kata_monitor::wire::expo::{Exposition, Filter, Labels, Limits, Reason};
+use common::oracle::{
+    INJECTED, Input, LINE_LEVEL, SAMPLE_LEVEL, build_with, render, run_all, transformed,
+};
+use kata_monitor::wire::expo::{Filter, Limits, Reason};
 use proptest::prelude::*;
 use std::collections::HashMap;
 
@@ -300,16 +302,7 @@ fn expected(input: &Input, l: Limits) -> Expected {
 /// Tight limits: the output stays valid, holds only samples under every
 /// limit, at most `max_series` per sandbox, and every line is accounted for.
 fn check_limits(inputs: &[Input], limits: Limits) -> Result<(), String> {
-    let mut expo = Exposition::with_limits(0xfeed, limits);
-    for i in inputs {
-        let l = &i.labels;
-        expo.add(
-            &l[0],
-            Labels::new([&l[0], &l[1], &l[2], &l[3]]),
-            i.body.clone(),
-        );
-    }
-    expo.finish();
+    let expo = build_with(inputs, 0xfeed, limits);
     let out = render(&expo, &Filter::all(), b"", 4096);
     let parsed = check_exposition(&out)?;
     let exp: HashMap<&str, Expected> = inputs

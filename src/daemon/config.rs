@@ -218,19 +218,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             }
             "max-connections" => {
                 let v = value(&mut p)?;
-                cfg.max_connections = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=65536).contains(n))
-                    .ok_or_else(|| bad(&v, "1 to 65536"))?;
+                cfg.max_connections = number(&v, 1..=65536).ok_or_else(|| bad(&v, "1 to 65536"))?;
             }
             "gzip-level" => {
                 let v = value(&mut p)?;
-                cfg.gzip_level = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n <= 9)
-                    .ok_or_else(|| bad(&v, "0 to 9"))?;
+                cfg.gzip_level = number(&v, 0..=9).ok_or_else(|| bad(&v, "0 to 9"))?;
             }
             "max-shim-body" => {
                 let v = value(&mut p)?;
@@ -245,11 +237,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             }
             "max-series-per-sandbox" => {
                 let v = value(&mut p)?;
-                cfg.max_series = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_SERIES).contains(n))
-                    .ok_or_else(|| bad(&v, "1 to 10000000"))?;
+                cfg.max_series =
+                    number(&v, 1..=MAX_SERIES).ok_or_else(|| bad(&v, "1 to 10000000"))?;
             }
             "max-line-length" => {
                 let v = value(&mut p)?;
@@ -260,11 +249,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             }
             "max-labels-per-series" => {
                 let v = value(&mut p)?;
-                cfg.max_labels = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=lex::MAX_LABELS as u8).contains(n))
-                    .ok_or_else(|| bad(&v, "1 to 32"))?;
+                cfg.max_labels =
+                    number(&v, 1..=lex::MAX_LABELS as u8).ok_or_else(|| bad(&v, "1 to 32"))?;
             }
             "http-header-timeout" | "http-idle-timeout" => {
                 let v = value(&mut p)?;
@@ -384,6 +370,14 @@ pub fn parse_duration(v: &str) -> Option<Duration> {
         total += n * scale;
     }
     (total.is_finite() && total < 1e9).then(|| Duration::from_secs_f64(total))
+}
+
+/// A decimal number within `range`.
+fn number<T: std::str::FromStr + PartialOrd>(
+    v: &str,
+    range: std::ops::RangeInclusive<T>,
+) -> Option<T> {
+    v.parse().ok().filter(|n| range.contains(n))
 }
 
 /// `32MiB`, `32M`, `1048576`, `64KiB`, `1GiB` (binary units).

@@ -4,7 +4,7 @@
 //! Used by the merge tests, the property tests and the fuzz target replays.
 
 use super::expo_check::{self, LineKind, Sample, check_exposition, classify_lines, series_key};
-use kata_monitor::wire::expo::{Exposition, Filter, Labels, Reason};
+use kata_monitor::wire::expo::{Exposition, Filter, Labels, Limits, Reason};
 use kata_monitor::wire::gzip::{GzipEncoder, GzipPump};
 use std::collections::HashMap;
 use std::io::Read;
@@ -29,7 +29,17 @@ impl Input {
 
 /// Build the engine's exposition over `inputs`.
 pub fn build(inputs: &[Input], seed: u64) -> Exposition {
-    let mut expo = Exposition::new(seed);
+    build_with(inputs, seed, Limits::default())
+}
+
+/// [`build`] with per-sandbox limits; sources are ranked in `inputs` order
+/// (the first is known longest).
+pub fn build_with<'a>(
+    inputs: impl IntoIterator<Item = &'a Input>,
+    seed: u64,
+    limits: Limits,
+) -> Exposition {
+    let mut expo = Exposition::with_limits(seed, limits);
     for i in inputs {
         let l = &i.labels;
         expo.add(
