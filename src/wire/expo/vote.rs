@@ -11,8 +11,10 @@
 //!
 //! TYPE rule: a sandbox votes for the TYPE it declares, and a sandbox
 //! without a TYPE line for the family votes `untyped` (its samples are plain
-//! lines, which is what an untyped family holds). The kind with the most
-//! ballots wins. Who keeps their samples ([`fits`]):
+//! lines, which is what an untyped family holds). It cannot abstain: then a
+//! lone guest declaring `histogram` would outvote any number of sandboxes
+//! that send the family without a TYPE line, and take their samples out.
+//! The kind with the most ballots wins. Who keeps their samples ([`fits`]):
 //! * `untyped` wins: every sandbox whose samples are plain lines (no TYPE,
 //!   or `counter`, `gauge`, `untyped`): an untyped family claims nothing a
 //!   counter's or gauge's lines contradict;
