@@ -5,9 +5,9 @@
 //! single sandbox decides for the others. A family's TYPE is the one most
 //! sandboxes declare; a sandbox whose samples do not fit it is dropped from
 //! that family ([`Reason::TypeConflict`]). Its HELP is the text of a sandbox
-//! that kept its samples: the one Kata defines if one of them has it, else
-//! the text most of them send (no HELP line counts as a choice), then the
-//! oldest's. Of two families a parser would read as one (`x_bucket` beside
+//! that kept its samples, by the same rule: the text most of them send (no
+//! HELP line counts as a choice), a tie to the text Kata defines, then to
+//! the oldest's. Of two families a parser would read as one (`x_bucket` beside
 //! histogram `x`), the one more sandboxes send stays
 //! ([`Reason::NameConflict`] for the other). Drops are booked to the sandbox
 //! whose lines they were. Knows nothing about output buffers.
@@ -350,7 +350,7 @@ fn age(sources: &[Source], src: u32) -> Age {
 /// The HELP of a family (output name `name`, members `ms` in source order):
 /// (source, family) whose text is used, `None` for no HELP line. Only
 /// members that kept their samples have a say, one per sandbox (its first
-/// member with a HELP line, else "no HELP").
+/// member with a HELP line, else "no HELP"); see [`vote::pick`].
 fn help(name: &[u8], ms: &[Member], sources: &[Source]) -> Option<(u32, u32)> {
     let text = |m: &Member| {
         let src = &sources[m.src as usize];
@@ -377,24 +377,24 @@ fn help(name: &[u8], ms: &[Member], sources: &[Source]) -> Option<(u32, u32)> {
             _ => cands.push((text(m), age(sources, m.src), m)),
         }
     }
-    if let Some(k) = kata_types::lookup(name)
-        && let Some(c) = cands.iter().find(|c| c.0 == Some(k.help.as_bytes()))
-    {
-        return Some((c.2.src, c.2.fam));
-    }
-    // Group equal texts; the largest group wins, ties to the oldest.
+    // Group equal texts (sorted by age within a group: a group's first
+    // candidate is its oldest); then the same rule as for TYPE: most
+    // sandboxes, ties to Kata's text, then to the oldest.
     cands.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.cmp(&y.1)));
-    let mut best: Option<(u32, Age, usize)> = None;
+    let kata = kata_types::lookup(name).map(|k| k.help.as_bytes());
+    let (mut count, mut oldest, mut first) = (Vec::new(), Vec::new(), Vec::new());
+    let mut preferred = None;
     let mut i = 0;
     while i < cands.len() {
-        let j = i + cands[i..].iter().take_while(|c| c.0 == cands[i].0).count();
-        // Sorted by age within a group: `cands[i]` is its oldest.
-        let group = ((j - i) as u32, cands[i].1, i);
-        if best.is_none_or(|b| group.0 > b.0 || (group.0 == b.0 && group.1 < b.1)) {
-            best = Some(group);
+        let n = cands[i..].iter().take_while(|c| c.0 == cands[i].0).count();
+        if cands[i].0.is_some() && cands[i].0 == kata {
+            preferred = Some(count.len());
         }
-        i = j;
+        count.push(n as u32);
+        oldest.push(cands[i].1);
+        first.push(i);
+        i += n;
     }
-    let c = &cands[best?.2];
+    let c = &cands[first[vote::pick(&count, &oldest, preferred)]];
     c.0.map(|_| (c.2.src, c.2.fam))
 }
