@@ -9,6 +9,7 @@ use common::decode::{decode_with, decoder};
 use kata_monitor::state::body::Pump;
 use kata_monitor::wire::expo::{Exposition, Filter, Labels};
 use kata_monitor::wire::gzip::{GzipEncoder, GzipPump};
+#[cfg(feature = "zstd")]
 use kata_monitor::wire::zstd::ZstdPump;
 use proptest::prelude::*;
 use std::path::PathBuf;
@@ -45,7 +46,9 @@ fn pumps() -> Vec<(&'static str, Pump)> {
     vec![
         ("gzip", Pump::Gzip(GzipPump::new(GzipEncoder::new(1)))),
         ("gzip", Pump::Gzip(GzipPump::new(GzipEncoder::new(6)))),
+        #[cfg(feature = "zstd")]
         ("zstd", Pump::Zstd(ZstdPump::new(1))),
+        #[cfg(feature = "zstd")]
         ("zstd", Pump::Zstd(ZstdPump::new(3))),
     ]
 }

@@ -65,7 +65,7 @@ impl Default for Config {
             shim_timeout: Duration::from_secs(3),
             max_connections: 128,
             gzip_level: 1,
-            zstd_level: 1,
+            zstd_level: if cfg!(feature = "zstd") { 1 } else { 0 },
             max_shim_body: 32 << 20,
             max_series: Limits::DEFAULT.max_series,
             max_line: Limits::DEFAULT.max_line,
@@ -147,9 +147,13 @@ Prometheus exporter for Kata Containers sandboxes. Flags may be written
   --help                     print this help and exit
 ";
 
+/// The optional parts built in (cargo features), as `version` and
+/// `kata_monitor_build_info{features=...}` report them.
+pub const FEATURES: &str = if cfg!(feature = "zstd") { "zstd" } else { "" };
+
 pub fn version_text() -> String {
     format!(
-        "{NAME}\n Version:\t{VERSION}\n Git commit:\t{COMMIT}\n OS/Arch:\t{}/{}\n",
+        "{NAME}\n Version:\t{VERSION}\n Git commit:\t{COMMIT}\n OS/Arch:\t{}/{}\n Features:\t{FEATURES}\n",
         std::env::consts::OS,
         go_arch(),
     )
@@ -248,11 +252,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             }
             "zstd-level" => {
                 let v = value(&mut p)?;
-                cfg.zstd_level = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n <= 19)
-                    .ok_or_else(|| bad(&v, "0 to 19"))?;
+                cfg.zstd_level = number(&v, 0..=19).ok_or_else(|| bad(&v, "0 to 19"))?;
+                if cfg.zstd_level > 0 && !cfg!(feature = "zstd") {
+                    return Err(format!(
+                        "--zstd-level {v}: this build has no zstd (cargo feature `zstd`); 0 or leave it out"
+                    ));
+                }
             }
             "max-shim-body" => {
                 let v = value(&mut p)?;

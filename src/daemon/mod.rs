@@ -38,6 +38,7 @@ use crate::state::slab::{Key, Slab};
 use crate::state::timers::Timers;
 use crate::wire::gzip::{GzipEncoder, GzipPump};
 use crate::wire::http::request::{AcceptEncoding, Coding};
+#[cfg(feature = "zstd")]
 use crate::wire::zstd::ZstdPump;
 use config::Config;
 use mio::net::{TcpListener, TcpStream, UnixStream};
@@ -122,6 +123,7 @@ pub struct Daemon {
     lingering: VecDeque<Key>,
     gzip_pool: Vec<GzipPump>,
     gzip_active: usize,
+    #[cfg(feature = "zstd")]
     zstd_pool: Vec<ZstdPump>,
     zstd_active: usize,
     accept_paused: bool,
@@ -191,6 +193,7 @@ impl Daemon {
             lingering: VecDeque::new(),
             gzip_pool: Vec::new(),
             gzip_active: 0,
+            #[cfg(feature = "zstd")]
             zstd_pool: Vec::new(),
             zstd_active: 0,
             accept_paused: false,
@@ -425,16 +428,26 @@ impl Daemon {
                     .unwrap_or_else(|| GzipPump::new(GzipEncoder::new(level)));
                 Some(Pump::Gzip(pump))
             }
-            Coding::Zstd => {
-                self.zstd_active += 1;
-                let level = self.cfg.zstd_level;
-                let pump = self
-                    .zstd_pool
-                    .pop()
-                    .unwrap_or_else(|| ZstdPump::new(i32::from(level)));
-                Some(Pump::Zstd(pump))
-            }
+            Coding::Zstd => self.zstd_pump(),
         }
+    }
+
+    #[cfg(feature = "zstd")]
+    fn zstd_pump(&mut self) -> Option<Pump> {
+        self.zstd_active += 1;
+        let level = self.cfg.zstd_level;
+        let pump = self
+            .zstd_pool
+            .pop()
+            .unwrap_or_else(|| ZstdPump::new(i32::from(level)));
+        Some(Pump::Zstd(pump))
+    }
+
+    /// Not built in: `--zstd-level` is 0, so zstd is never offered and a
+    /// client asking only for it gets identity.
+    #[cfg(not(feature = "zstd"))]
+    fn zstd_pump(&mut self) -> Option<Pump> {
+        None
     }
 
     fn put_pump(&mut self, mut pump: Pump) {
@@ -446,6 +459,7 @@ impl Daemon {
                     self.gzip_pool.push(p);
                 }
             }
+            #[cfg(feature = "zstd")]
             Pump::Zstd(p) => {
                 self.zstd_active -= 1;
                 if self.zstd_pool.is_empty() {

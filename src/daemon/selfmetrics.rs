@@ -6,7 +6,7 @@
 //! escaping rules apply.
 
 use super::Daemon;
-use super::config::{COMMIT, VERSION};
+use super::config::{COMMIT, FEATURES, VERSION};
 use crate::state::cri_policy::CallResult;
 use crate::state::scraper::{BUCKETS_MS, SlotResult, Snapshot};
 use crate::wire::expo::Kind;
@@ -25,7 +25,11 @@ pub(super) fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
     )
     .sample(
         "kata_monitor_build_info",
-        &[("version", VERSION), ("commit", COMMIT)],
+        &[
+            ("version", VERSION),
+            ("commit", COMMIT),
+            ("features", FEATURES),
+        ],
         b"",
         1u64,
     );

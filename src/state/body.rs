@@ -13,6 +13,7 @@ use crate::wire::expo::Cursor;
 use crate::wire::gzip::GzipPump;
 use crate::wire::http::request::Coding;
 use crate::wire::http::response::{self, CHUNK_END, CHUNK_HEAD_ROOM, LAST_CHUNK};
+#[cfg(feature = "zstd")]
 use crate::wire::zstd::ZstdPump;
 use std::rc::Rc;
 
@@ -96,6 +97,7 @@ impl OutBuf {
 /// A compressor a `/metrics` body is pulled through.
 pub enum Pump {
     Gzip(GzipPump),
+    #[cfg(feature = "zstd")]
     Zstd(ZstdPump),
 }
 
@@ -103,6 +105,7 @@ impl Pump {
     pub fn coding(&self) -> Coding {
         match self {
             Pump::Gzip(_) => Coding::Gzip,
+            #[cfg(feature = "zstd")]
             Pump::Zstd(_) => Coding::Zstd,
         }
     }
@@ -111,6 +114,7 @@ impl Pump {
     pub fn reset(&mut self) {
         match self {
             Pump::Gzip(p) => p.reset(),
+            #[cfg(feature = "zstd")]
             Pump::Zstd(p) => p.reset(),
         }
     }
@@ -120,6 +124,7 @@ impl Pump {
     pub fn fill(&mut self, out: &mut [u8], src: impl FnMut(&mut [u8]) -> usize) -> usize {
         match self {
             Pump::Gzip(p) => p.fill(out, src),
+            #[cfg(feature = "zstd")]
             Pump::Zstd(p) => p.fill(out, src),
         }
     }

@@ -8,4 +8,5 @@ pub mod expo;
 pub mod grpc;
 pub mod gzip;
 pub mod http;
+#[cfg(feature = "zstd")]
 pub mod zstd;
