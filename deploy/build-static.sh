@@ -54,6 +54,13 @@ else
 fi
 # Keep any flags the caller set.
 export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }$rustflags"
+# ring (the TLS crypto) compiles C and assembly for the target. For a musl
+# target cc-rs looks for <arch>-linux-musl-gcc, which Debian does not ship;
+# the host gcc builds ring's freestanding code for it (rustc links with musl).
+cc_var="CC_$(printf '%s' "$target" | tr '-' '_')"
+if [ -z "${!cc_var:-}" ] && [ "$target" = "$musl" ]; then
+    export "$cc_var=${CC:-cc}"
+fi
 
 : "${KATA_MONITOR_COMMIT:=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 export KATA_MONITOR_COMMIT

@@ -6,3 +6,5 @@ pub mod fake_cri;
 pub mod fuzz;
 pub mod node;
 pub mod oracle;
+#[cfg(feature = "tls")]
+pub mod pki;
