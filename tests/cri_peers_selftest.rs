@@ -1,19 +1,24 @@
 //! Self-test of the CRI test peers: the test CRI client (`common/cri_client.rs`)
 //! against the in-process fake CRI server (`common/fake_cri.rs`), every fake
 //! [`Mode`], restarts; and the client against a real containerd started with
-//! `tests/peers/start-containerd.sh` (skipped unless root with containerd installed:
-//! `tests/peers/install.sh`).
+//! `tests/peers/start-containerd.sh` (needs root and containerd:
+//! `tests/peers/install.sh`; skipped visibly without, failed under
+//! `KATA_MONITOR_CI=1`, as `common/peer.rs` does for every real peer).
 
+#[path = "common/containerd.rs"]
+mod containerd;
 #[path = "common/cri_client.rs"]
 mod cri_client;
 #[path = "common/fake_cri.rs"]
 mod fake_cri;
+#[path = "common/peer.rs"]
+mod peer;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use containerd::Containerd;
 use cri_client::CriClient;
 use cri_client::proto::{PodSandboxFilter, SANDBOX_NOTREADY, SANDBOX_READY};
 use fake_cri::{FakeCri, Mode};
@@ -237,56 +242,6 @@ fn fake_restart_stop_start_again() {
 // ---------------------------------------------------------------------------
 // real containerd
 
-fn peers_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
-}
-
-fn in_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
-
-/// Runs stop-containerd.sh on drop, also when the test panics.
-struct Containerd {
-    dir: PathBuf,
-    socket: PathBuf,
-}
-
-impl Containerd {
-    fn start(dir: &Path) -> Containerd {
-        // guard first, so a half-started instance is cleaned up too
-        let mut guard = Containerd {
-            dir: dir.to_path_buf(),
-            socket: PathBuf::new(),
-        };
-        let out = Command::new(peers_dir().join("start-containerd.sh"))
-            .arg(dir)
-            .output()
-            .expect("run start-containerd.sh");
-        assert!(
-            out.status.success(),
-            "start-containerd.sh failed: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        guard.socket = PathBuf::from(stdout.lines().last().expect("socket path on stdout"));
-        guard
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        match Command::new(peers_dir().join("stop-containerd.sh"))
-            .arg(&self.dir)
-            .status()
-        {
-            Ok(s) if s.success() => {}
-            other => eprintln!("stop-containerd.sh {}: {other:?}", self.dir.display()),
-        }
-    }
-}
-
 /// Pids of processes whose command line mentions `needle`.
 fn pids_mentioning(needle: &str) -> Vec<u32> {
     let mut pids = Vec::new();
@@ -312,12 +267,7 @@ fn pids_mentioning(needle: &str) -> Vec<u32> {
 
 #[test]
 fn real_containerd() {
-    if !in_path("containerd") {
-        eprintln!("skipping: containerd is not installed (run tests/peers/install.sh as root)");
-        return;
-    }
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipping: the real containerd test needs root");
+    if peer::require_peer("containerd", peer::containerd()).is_none() {
         return;
     }
     let t0 = Instant::now();

@@ -1,128 +1,15 @@
 //! A real Prometheus (2.42, from Debian's package, fetched by
 //! tests/peers/fetch-prometheus.sh) scraping the release monitor every
-//! second, and `promtool check metrics` on its output. Skipped with a visible
-//! message when the binaries are missing, except in CI
-//! (`KATA_MONITOR_CI=1`), where that is a failure.
+//! second, and `promtool check metrics` on its output. Without them: skipped
+//! visibly, or failed under `KATA_MONITOR_CI=1` (`common::peer`).
 
 mod common;
 
 use common::fake_cri::FakeCri;
 use common::node::{Monitor, Sim, tmpdir};
+use common::prom::{Prom, bin_dir};
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn bin_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("PROMETHEUS_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peers/prometheus/usr/bin")
-        });
-    if dir.join("prometheus").is_file() && dir.join("promtool").is_file() {
-        return Some(dir);
-    }
-    // An installed Prometheus (e.g. `apt-get install prometheus`) does too.
-    if let Some(path) = std::env::var_os("PATH") {
-        for d in std::env::split_paths(&path) {
-            if d.join("prometheus").is_file() && d.join("promtool").is_file() {
-                return Some(d);
-            }
-        }
-    }
-    let msg = format!(
-        "Prometheus not found in {} (run tests/peers/fetch-prometheus.sh target/peers/prometheus)",
-        dir.display()
-    );
-    assert!(std::env::var_os("KATA_MONITOR_CI").is_none(), "{msg}");
-    eprintln!("skipping: {msg}");
-    None
-}
-
-struct Prom {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Drop for Prom {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Prom {
-    fn start(bin: &std::path::Path, target: std::net::SocketAddr) -> Prom {
-        let dir = tmpdir("prom");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let cfg = dir.join("prometheus.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: kata\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-        let child = Command::new(bin.join("prometheus"))
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        Prom { child, port, dir }
-    }
-
-    /// GET on Prometheus's API; Null while it is not listening yet.
-    fn api(&self, path: &str) -> serde_json::Value {
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
-        if std::net::TcpStream::connect(addr).is_err() {
-            return serde_json::Value::Null;
-        }
-        let r = common::node::http(addr, "GET", path, &[]);
-        serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null)
-    }
-
-    /// The single target, once it has been scraped `n` times (by lastScrape changes).
-    fn target_after_scrapes(&self, n: usize, secs: u64) -> serde_json::Value {
-        let until = Instant::now() + Duration::from_secs(secs);
-        let mut seen = std::collections::BTreeSet::new();
-        loop {
-            let t = self.api("/api/v1/targets")["data"]["activeTargets"][0].clone();
-            if let Some(last) = t["lastScrape"].as_str()
-                && !last.starts_with("0001")
-            {
-                seen.insert(last.to_string());
-                if seen.len() >= n {
-                    return t;
-                }
-            }
-            if Instant::now() > until {
-                let log =
-                    std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default();
-                panic!("target not scraped {n} times in {secs} s: {t}\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn query(&self, q: &str) -> Vec<serde_json::Value> {
-        let q = kata_monitor::wire::http::request::percent_encode(q);
-        let v = self.api(&format!("/api/v1/query?query={q}"));
-        v["data"]["result"].as_array().cloned().unwrap_or_default()
-    }
-}
+use std::process::{Command, Stdio};
 
 #[test]
 fn prometheus_scrapes_the_monitor() {

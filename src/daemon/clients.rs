@@ -283,7 +283,10 @@ impl Daemon {
                     head_only,
                     arrived: now,
                 };
-                self.scraper.request(key, w, scrape_timeout, &self.reg, now);
+                let cri = &self.cri;
+                let hold = |id: &str| cri.holds(id);
+                self.scraper
+                    .request(key, w, scrape_timeout, &self.reg, &hold, now);
                 self.run_scraper(now);
             }
             Route::Proxy(p) => self.start_proxy(key, p, now),

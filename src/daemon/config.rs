@@ -41,6 +41,12 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Idle keep-alive connections are closed after this.
     pub idle_timeout: Duration,
+    /// Sandboxes never scraped: by CRI runtime handler (globs) and by root.
+    pub exclude_runtime_handlers: Vec<String>,
+    pub exclude_sandbox_dirs: Vec<PathBuf>,
+    /// Roots of runtime-rs sandboxes (no Go debug endpoints); `None`: the
+    /// sandbox dirs named `kata` (as upstream's `/run/kata`).
+    pub runtime_rs_dirs: Option<Vec<PathBuf>>,
     /// Serve HTTPS (`--tls-cert-file` and `--tls-key-file` given).
     pub tls: Option<TlsFiles>,
 }
@@ -71,16 +77,17 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
             tls: None,
+            exclude_runtime_handlers: Vec::new(),
+            exclude_sandbox_dirs: Vec::new(),
+            runtime_rs_dirs: None,
         }
     }
 }
 
 /// What the command line asks for.
-// Built once at start: the size of `Run` does not matter.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq)]
 pub enum Command {
-    Run(Config),
+    Run(Box<Config>),
     Version,
     Help,
 }
@@ -117,6 +124,15 @@ Prometheus exporter for Kata Containers sandboxes. Flags may be written
   --tls-min-version V        VersionTLS12 or VersionTLS13 (1.2, 1.3) [default: VersionTLS12]
   --tls-cipher-suites LIST   TLS 1.2 cipher suites, comma-separated IANA names
                              [default: rustls's ECDHE AES-GCM and ChaCha20 suites]
+  --exclude-runtime-handler PATTERN
+                             never scrape sandboxes whose CRI runtime handler
+                             matches PATTERN (glob: * and ?; repeatable), e.g.
+                             kata-qemu-runtime-rs, kata-fc-rs
+  --exclude-sandbox-dir DIR  never scrape the sandboxes under DIR, one of
+                             --sandbox-dirs (repeatable; for nodes without CRI)
+  --runtime-rs-sandbox-dirs D1,D2
+                             sandbox dirs of runtime-rs (no /debug/vars or
+                             /debug/pprof there) [default: those named kata]
   --version                  print version and exit
   --help                     print this help and exit
 ";
@@ -277,11 +293,76 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             "tls-client-ca-file" => tls.client_ca = non_empty(value(&mut p)?),
             "tls-min-version" => tls.min_version = non_empty(value(&mut p)?),
             "tls-cipher-suites" => tls.cipher_suites = non_empty(value(&mut p)?),
+            "exclude-runtime-handler" => {
+                let v = value(&mut p)?;
+                for pat in v.split(',').map(str::trim) {
+                    if pat.is_empty() || pat.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                        return Err(bad(&v, "a runtime handler name or glob, e.g. kata-*-rs"));
+                    }
+                    cfg.exclude_runtime_handlers.push(pat.to_string());
+                }
+            }
+            "exclude-sandbox-dir" => {
+                let v = value(&mut p)?;
+                if !v.starts_with('/') {
+                    return Err(bad(&v, "an absolute path, one of --sandbox-dirs"));
+                }
+                cfg.exclude_sandbox_dirs.push(PathBuf::from(v));
+            }
+            "runtime-rs-sandbox-dirs" => {
+                let v = value(&mut p)?;
+                let dirs: Vec<PathBuf> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+                    .collect();
+                if dirs.iter().any(|d| !d.is_absolute()) {
+                    return Err(bad(&v, "comma-separated absolute paths"));
+                }
+                cfg.runtime_rs_dirs = Some(dirs);
+            }
             other => return Err(format!("unknown flag --{other} (see --help)")),
         }
     }
     cfg.tls = tls.check()?;
-    Ok(Command::Run(cfg))
+    cfg.rules()?;
+    Ok(Command::Run(Box::new(cfg)))
+}
+
+impl Config {
+    /// The exclusion rules over the sandbox dirs, or why the flags do not
+    /// make sense together.
+    pub fn rules(&self) -> Result<crate::state::exclusion::Rules, String> {
+        let index = |d: &PathBuf, flag: &str| {
+            self.sandbox_dirs
+                .iter()
+                .position(|s| s == d)
+                .ok_or_else(|| format!("--{flag} {}: not one of --sandbox-dirs", d.display()))
+        };
+        let mut rules = crate::state::exclusion::Rules {
+            handlers: self.exclude_runtime_handlers.clone(),
+            ..Default::default()
+        };
+        for d in &self.exclude_sandbox_dirs {
+            rules.roots |= 1 << index(d, "exclude-sandbox-dir")?;
+        }
+        match &self.runtime_rs_dirs {
+            Some(dirs) => {
+                for d in dirs {
+                    rules.runtime_rs |= 1 << index(d, "runtime-rs-sandbox-dirs")?;
+                }
+            }
+            None => {
+                for (i, d) in self.sandbox_dirs.iter().enumerate() {
+                    if d.file_name().is_some_and(|n| n == "kata") {
+                        rules.runtime_rs |= 1 << i;
+                    }
+                }
+            }
+        }
+        Ok(rules)
+    }
 }
 
 /// An empty value means unset, as with Go's string flags.
@@ -456,7 +537,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Config, String> {
         match parse(args.iter().map(OsString::from))? {
-            Command::Run(c) => Ok(c),
+            Command::Run(c) => Ok(*c),
             other => Err(format!("{other:?}")),
         }
     }
@@ -635,6 +716,46 @@ mod tests {
             let e = run(args).unwrap_err();
             assert!(e.contains(needle), "{args:?}: {e}");
             assert!(!e.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn exclusions() {
+        let c = run(&[
+            "-sandbox-dirs=/run/vc/sbs,/run/kata",
+            "-exclude-runtime-handler=kata-qemu-runtime-rs",
+            "--exclude-runtime-handler",
+            "kata-fc-rs,kata-*-x",
+            "--exclude-sandbox-dir=/run/kata",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.exclude_runtime_handlers,
+            ["kata-qemu-runtime-rs", "kata-fc-rs", "kata-*-x"]
+        );
+        let r = c.rules().unwrap();
+        assert_eq!(
+            (r.roots, r.runtime_rs),
+            (0b10, 0b10),
+            "/run/kata is runtime-rs by default"
+        );
+        let c = run(&["-sandbox-dirs=/a,/b", "-runtime-rs-sandbox-dirs=/a"]).unwrap();
+        assert_eq!(c.rules().unwrap().runtime_rs, 0b01);
+        for (args, needle) in [
+            (
+                &["--exclude-sandbox-dir", "/elsewhere"][..],
+                "not one of --sandbox-dirs",
+            ),
+            (&["--exclude-sandbox-dir", "rel"][..], "absolute"),
+            (&["--exclude-runtime-handler", ""][..], "glob"),
+            (&["--exclude-runtime-handler", "a b"][..], "glob"),
+            (
+                &["--runtime-rs-sandbox-dirs", "/x"][..],
+                "not one of --sandbox-dirs",
+            ),
+        ] {
+            let e = run(args).unwrap_err();
+            assert!(e.contains(needle), "{args:?}: {e}");
         }
     }
 

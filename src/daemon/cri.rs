@@ -19,6 +19,7 @@
 //! scrape (sandboxes without metadata are served with empty `cri_*`).
 
 use crate::state::cri_policy::{self as policy, CallResult, Policy};
+use crate::state::registry::PodMeta;
 use crate::wire::{cri, grpc};
 use bytes::Bytes;
 use h2::RecvStream;
@@ -138,7 +139,7 @@ struct Call {
 }
 
 /// Pod metadata by sandbox id, from one answer.
-pub(super) type Listing = BTreeMap<String, cri::PodSandboxMetadata>;
+pub(super) type Listing = BTreeMap<String, PodMeta>;
 
 /// Counters for the monitor's own metrics.
 #[derive(Debug, Default, Clone)]
@@ -180,6 +181,12 @@ impl Cri {
             flag,
             unreachable_logged: false,
         }
+    }
+
+    /// Whether a scrape may hold sandbox `id` until the runtime names its
+    /// handler: connected, and no answer about it yet.
+    pub(super) fn holds(&self, id: &str) -> bool {
+        self.stats.connected && self.policy.unanswered(id)
     }
 
     /// When [`on_timer`](Self::on_timer) must run next.
@@ -474,7 +481,18 @@ impl Cri {
         match cri::parse_list_response(&msg) {
             Ok(items) => {
                 self.end_call(CallResult::Ok, now);
-                let listing: Listing = items.into_iter().collect();
+                let listing: Listing = items
+                    .into_iter()
+                    .map(|p| {
+                        let meta = PodMeta {
+                            uid: p.metadata.uid,
+                            name: p.metadata.name,
+                            namespace: p.metadata.namespace,
+                            runtime_handler: p.runtime_handler,
+                        };
+                        (p.id, meta)
+                    })
+                    .collect();
                 let gave_up = self.policy.answered(&|id| listing.contains_key(id), now);
                 for id in gave_up {
                     log::info!(sandbox:% = id; "sandbox unknown to the CRI runtime, serving it without pod labels");

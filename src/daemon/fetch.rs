@@ -67,6 +67,11 @@ impl Daemon {
         }
         self.running_scraper = false;
         self.timers.set(TimerKey::Scraper, self.scraper.deadline());
+        if self.scraper.holding() && self.cri.policy.next_due().is_some_and(|d| d > now) {
+            // A scrape waits for handlers: ask the runtime now.
+            self.cri.policy.hurry(now);
+            self.timers.set(TimerKey::Cri, Some(now));
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -186,7 +186,10 @@ impl Daemon {
             seed,
         });
         let mut d = Daemon {
-            reg: Registry::new(cfg.sandbox_dirs.clone()),
+            reg: Registry::with_rules(
+                cfg.sandbox_dirs.clone(),
+                cfg.rules().map_err(std::io::Error::other)?,
+            ),
             cri: cri::Cri::new(cfg.runtime_endpoint.clone(), now),
             cfg,
             poll,
@@ -272,8 +275,9 @@ impl Daemon {
                     }
                     Some(Source::Cri) => {
                         if let Some(listing) = self.cri.on_event(now) {
-                            self.apply_listing(listing);
+                            self.apply_listing(listing, now);
                         }
+                        self.judge_held(now);
                         self.timers.set(TimerKey::Cri, self.cri.next_deadline());
                     }
                     Some(Source::Client(k)) => {
@@ -380,23 +384,33 @@ impl Daemon {
     /// CRI timers (reconnects, deadlines, due calls).
     fn cri_timer(&mut self, now: Instant) {
         if let Some(listing) = self.cri.on_timer(self.poll.registry(), now) {
-            self.apply_listing(listing);
+            self.apply_listing(listing, now);
         }
+        self.judge_held(now);
         self.timers.set(TimerKey::Cri, self.cri.next_deadline());
     }
 
     /// Pod metadata from the runtime, for the sandboxes we list.
-    fn apply_listing(&mut self, listing: cri::Listing) {
-        for (id, m) in listing {
-            let meta = crate::state::registry::PodMeta {
-                uid: m.uid,
-                name: m.name,
-                namespace: m.namespace,
-            };
+    fn apply_listing(&mut self, listing: cri::Listing, now: Instant) {
+        for (id, meta) in listing {
             if self.reg.set_meta(&id, Some(meta)) {
                 log::debug!(sandbox:% = id; "pod metadata from the CRI runtime");
             }
         }
+        self.judge_held(now);
+    }
+
+    /// Sandboxes a round holds until their runtime handler is known: go on
+    /// with those the CRI runtime named (or that are no longer worth
+    /// waiting for).
+    fn judge_held(&mut self, now: Instant) {
+        if !self.scraper.holding() {
+            return;
+        }
+        let cri = &self.cri;
+        let hold = |id: &str| cri.holds(id);
+        self.scraper.judge(&self.reg, &hold, now);
+        self.run_scraper(now);
     }
 
     /// A descriptor was released: give it to a fetch waiting for one, or

@@ -238,6 +238,17 @@ pub(super) fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
             w.sample(n, &[("reason", why.as_label())], s.labels.plain(), 1u64);
         }
     }
+    let n = "kata_monitor_sandbox_excluded";
+    w.family(
+        n,
+        "Sandboxes not scraped by rule (1 for the reason): --exclude-runtime-handler, --exclude-sandbox-dir, or a runtime handler not known yet while handler rules are set.",
+        Kind::Gauge,
+    );
+    for (id, sb) in d.reg.iter() {
+        if let Some(Err(e)) = d.reg.verdict(id) {
+            w.sample(n, &[("reason", e.as_label())], sb.labels.plain(), 1u64);
+        }
+    }
     let n = "kata_monitor_dropped_lines_total";
     w.family(
         n,

@@ -151,6 +151,23 @@ impl Policy {
         !self.in_flight.is_empty()
     }
 
+    /// No answer has come yet since `id` appeared (it may still be listed
+    /// by the next one).
+    pub fn unanswered(&self, id: &str) -> bool {
+        self.pending.get(id).is_some_and(|p| p.tries == 0)
+    }
+
+    /// A scrape waits for ids nobody asked about yet: ask now rather than
+    /// after the coalescing delay (ids the runtime already answered keep
+    /// their backoff).
+    pub fn hurry(&mut self, now: Instant) {
+        for p in self.pending.values_mut() {
+            if p.tries == 0 {
+                p.due = p.due.min(now);
+            }
+        }
+    }
+
     /// When a call should be made next (None: nothing to ask).
     pub fn next_due(&self) -> Option<Instant> {
         if self.in_flight() {
@@ -320,5 +337,34 @@ mod tests {
         assert!(p.answered(&|_| false, t0 + COALESCE).is_empty());
         assert_eq!(p.missing(), 0);
         assert_eq!(p.given_up(), 0);
+    }
+
+    #[test]
+    fn a_waiting_scrape_hurries_only_unanswered_ids() {
+        let t0 = Instant::now();
+        let mut p = Policy::default();
+        p.added("a", t0);
+        assert!(p.unanswered("a") && !p.unanswered("zz"));
+        assert_eq!(p.next_due(), Some(t0 + COALESCE));
+        p.hurry(t0);
+        assert_eq!(p.next_due(), Some(t0), "asked at once");
+        assert!(p.start_call(t0));
+        p.answered(&|_| false, t0);
+        assert!(!p.unanswered("a"), "one answer without it");
+        let due = p.next_due().unwrap();
+        p.hurry(t0);
+        assert_eq!(p.next_due(), Some(due), "its backoff is kept");
+    }
+
+    #[test]
+    fn call_results_have_distinct_labels() {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in CallResult::ALL {
+            assert!(seen.insert(r.as_label()));
+            assert_eq!(CallResult::ALL[r as usize], r);
+        }
+        assert_eq!(CallResult::from_grpc(5), CallResult::GrpcNotFound);
+        assert_eq!(CallResult::from_grpc(16), CallResult::GrpcPermission);
+        assert_eq!(CallResult::from_grpc(99), CallResult::GrpcError);
     }
 }

@@ -13,8 +13,9 @@
 //! * [`scraper`]: fetch rounds, joining, snapshots, the scrape statistics;
 //!   [`bufpool`]: the body buffers they recycle.
 //! * [`timers`]: every deadline in one queue.
-//! * [`registry`]: the sandbox list; [`cri_policy`]: when to ask the CRI
-//!   runtime for pod metadata.
+//! * [`registry`]: the sandbox list; [`exclusion`]: which sandboxes must
+//!   not be scraped; [`cri_policy`]: when to ask the CRI runtime for pod
+//!   metadata.
 //! * [`routes`]: what each endpoint answers; [`proxy`]: the answers of
 //!   requests forwarded to a shim.
 //! * [`tls`]: TLS between a client socket and its connection, the
@@ -28,6 +29,7 @@ pub mod body;
 pub mod bufpool;
 pub mod conn;
 pub mod cri_policy;
+pub mod exclusion;
 pub mod outcome;
 pub mod proxy;
 pub mod registry;

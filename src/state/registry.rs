@@ -5,6 +5,7 @@
 //! to build a path (a request's `?sandbox=../..` cannot reach anything).
 //! Must not: read directories (the watcher scans and reports), log.
 
+use super::exclusion::{Excluded, Rules};
 use crate::wire::expo::{Drops, Labels};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ pub struct PodMeta {
     pub uid: String,
     pub name: String,
     pub namespace: String,
+    /// The CRI runtime handler (`kata`, `kata-qemu-runtime-rs`, ...).
+    pub runtime_handler: String,
 }
 
 #[derive(Debug)]
@@ -47,6 +50,7 @@ pub struct Sandbox {
 pub struct Registry {
     roots: Vec<PathBuf>,
     map: BTreeMap<String, Sandbox>,
+    rules: Rules,
 }
 
 /// What a change did to the list.
@@ -59,10 +63,40 @@ pub enum Change {
 
 impl Registry {
     pub fn new(roots: Vec<PathBuf>) -> Registry {
+        Registry::with_rules(roots, Rules::default())
+    }
+
+    /// A registry whose sandboxes are judged by `rules`.
+    pub fn with_rules(roots: Vec<PathBuf>, rules: Rules) -> Registry {
         Registry {
             roots,
             map: BTreeMap::new(),
+            rules,
         }
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// The root a listed sandbox is served from (the first that has it).
+    pub fn root_of(&self, id: &str) -> Option<usize> {
+        let s = self.map.get(id)?;
+        (s.roots != 0).then(|| s.roots.trailing_zeros() as usize)
+    }
+
+    /// Whether a listed sandbox may be scraped (`None`: not listed).
+    pub fn verdict(&self, id: &str) -> Option<Result<(), Excluded>> {
+        let s = self.map.get(id)?;
+        let root = self.root_of(id)?;
+        let handler = s.meta.as_ref().map(|m| m.runtime_handler.as_str());
+        Some(self.rules.verdict(root, &self.roots[root], handler))
+    }
+
+    /// Whether a listed sandbox is a runtime-rs one (by its root).
+    pub fn is_runtime_rs(&self, id: &str) -> bool {
+        self.root_of(id)
+            .is_some_and(|r| self.rules.is_runtime_rs(r))
     }
 
     pub fn roots(&self) -> &[PathBuf] {
@@ -162,9 +196,7 @@ impl Registry {
 
     /// The sandbox's directory under the first root that has it.
     pub fn dir(&self, id: &str) -> Option<PathBuf> {
-        let s = self.map.get(id)?;
-        let root = s.roots.trailing_zeros() as usize;
-        Some(self.roots.get(root)?.join(id))
+        Some(self.roots.get(self.root_of(id)?)?.join(id))
     }
 
     /// `<root>/<id>/shim-monitor.sock` for a listed id.
@@ -252,6 +284,7 @@ mod tests {
             uid: "u".into(),
             name: "n".into(),
             namespace: "ns".into(),
+            runtime_handler: "kata".into(),
         };
         assert!(r.set_meta("b", Some(meta.clone())));
         assert!(!r.set_meta("b", Some(meta)));
@@ -259,5 +292,40 @@ mod tests {
             r.get("b").unwrap().labels.plain(),
             br#"sandbox_id="b",cri_uid="u",cri_name="n",cri_namespace="ns""#
         );
+    }
+
+    #[test]
+    fn verdicts_follow_roots_and_metadata() {
+        let rules = Rules {
+            handlers: vec!["kata-*-rs".into()],
+            roots: 0b10,
+            runtime_rs: 0b10,
+        };
+        let mut r = Registry::with_rules(vec!["/r0".into(), "/r1".into()], rules);
+        r.add(0, "go");
+        r.add(1, "rs");
+        assert_eq!(r.verdict("nope"), None);
+        assert_eq!(
+            r.verdict("rs").unwrap().unwrap_err().as_label(),
+            "sandbox_dir"
+        );
+        assert!(r.is_runtime_rs("rs") && !r.is_runtime_rs("go"));
+        assert_eq!(r.verdict("go").unwrap(), Err(Excluded::HandlerUnknown));
+        let meta = |h: &str| PodMeta {
+            uid: "u".into(),
+            name: "n".into(),
+            namespace: "ns".into(),
+            runtime_handler: h.into(),
+        };
+        r.set_meta("go", Some(meta("kata-qemu")));
+        assert_eq!(r.verdict("go").unwrap(), Ok(()));
+        r.set_meta("go", Some(meta("kata-fc-rs")));
+        assert_eq!(
+            r.verdict("go").unwrap().unwrap_err().as_label(),
+            "runtime_handler"
+        );
+        // The root an id is served from decides: here the first one.
+        r.add(0, "rs");
+        assert_eq!(r.verdict("rs").unwrap(), Err(Excluded::HandlerUnknown));
     }
 }

@@ -7,6 +7,7 @@
 //! (a fetch round) or [`Route::Proxy`] (a shim). Must not: touch a socket,
 //! read the clock, log.
 
+use super::exclusion::Excluded;
 use super::proxy::{ProxyKind, ProxyRequest, Reply};
 use super::registry::Registry;
 use crate::wire::expo::Filter;
@@ -143,16 +144,18 @@ pub fn route(req: &Request, ctx: &Ctx) -> Route {
         return Route::Reply(Reply::text(403, why, head_only));
     }
     match req.path.as_str() {
-        "/metrics" if query_has(&req.query, "sandbox") => match sandbox_param(req, ctx) {
-            Ok(id) => proxy(
-                id,
-                "/metrics",
-                ProxyKind::Metrics,
-                head_only,
-                Duration::ZERO,
-            ),
-            Err(r) => Route::Reply(r),
-        },
+        "/metrics" if query_has(&req.query, "sandbox") => {
+            match sandbox_param(req, ctx).and_then(|id| scrapable(id, ctx, head_only)) {
+                Ok(id) => proxy(
+                    id,
+                    "/metrics",
+                    ProxyKind::Metrics,
+                    head_only,
+                    Duration::ZERO,
+                ),
+                Err(r) => Route::Reply(r),
+            }
+        }
         "/metrics" => {
             let values: Vec<String> = query_values(&req.query, "filter_family").collect();
             Route::Metrics {
@@ -203,7 +206,10 @@ pub fn route(req: &Request, ctx: &Ctx) -> Route {
                 head_only,
             })
         }
-        p if p.starts_with("/debug/") => match sandbox_param(req, ctx) {
+        p if p.starts_with("/debug/") => match sandbox_param(req, ctx)
+            .and_then(|id| scrapable(id, ctx, head_only))
+            .and_then(|id| go_debug(id, p, ctx, head_only))
+        {
             Ok(id) => match debug_kind(req, ctx.max_profile) {
                 Ok((kind, extra)) => Route::Proxy(ProxyRequest {
                     id,
@@ -326,6 +332,48 @@ fn sandbox_param(req: &Request, ctx: &Ctx) -> Result<String, Reply> {
     Ok(id)
 }
 
+/// Refuse a request that would reach an excluded sandbox's shim (403), or
+/// one whose runtime handler is not known yet while handler rules are set
+/// (503: it may be allowed in a moment).
+fn scrapable(id: String, ctx: &Ctx, head_only: bool) -> Result<String, Reply> {
+    match ctx.reg.verdict(&id) {
+        Some(Err(Excluded::HandlerUnknown)) => {
+            let mut r = Reply::text(
+                503,
+                format!(
+                    "sandbox {id}: {}; retry when the CRI runtime has listed it\n",
+                    Excluded::HandlerUnknown.explain()
+                ),
+                head_only,
+            );
+            r.headers.push(("Retry-After", "1".into()));
+            Err(r)
+        }
+        Some(Err(e)) => Err(Reply::text(
+            403,
+            format!("sandbox {id} is excluded from scraping: {}\n", e.explain()),
+            head_only,
+        )),
+        _ => Ok(id),
+    }
+}
+
+/// runtime-rs shims have no Go debug endpoints: say so (501) instead of
+/// relaying their 404.
+fn go_debug(id: String, path: &str, ctx: &Ctx, head_only: bool) -> Result<String, Reply> {
+    let go_only = path == "/debug/vars" || path.starts_with("/debug/pprof");
+    if go_only && ctx.reg.is_runtime_rs(&id) {
+        return Err(Reply::text(
+            501,
+            format!(
+                "sandbox {id} runs runtime-rs, whose shim has no Go debug endpoints (/debug/vars, /debug/pprof)\n"
+            ),
+            head_only,
+        ));
+    }
+    Ok(id)
+}
+
 fn sandboxes_page(html: bool, reg: &Registry) -> (&'static str, String) {
     let mut body = String::new();
     if html {
@@ -333,16 +381,31 @@ fn sandboxes_page(html: bool, reg: &Registry) -> (&'static str, String) {
         for id in reg.ids() {
             // Ids are [A-Za-z0-9._-]: nothing to escape in HTML.
             let q = percent_encode(id);
-            let _ = writeln!(
-                body,
-                "<li>{id}: <a href='/metrics?sandbox={q}'>metrics</a> <a href='/agent-url?sandbox={q}'>agent-url</a></li>"
-            );
+            match reg.verdict(id) {
+                Some(Err(e)) => {
+                    let _ = writeln!(
+                        body,
+                        "<li>{id}: excluded ({}) <a href='/agent-url?sandbox={q}'>agent-url</a></li>",
+                        html_escape(&e.explain())
+                    );
+                }
+                _ => {
+                    let _ = writeln!(
+                        body,
+                        "<li>{id}: <a href='/metrics?sandbox={q}'>metrics</a> <a href='/agent-url?sandbox={q}'>agent-url</a></li>"
+                    );
+                }
+            }
         }
         body.push_str("</ul>\n</body></html>\n");
         ("text/html; charset=utf-8", body)
     } else {
+        // One id per line, as upstream; an excluded one says why after it.
         for id in reg.ids() {
             body.push_str(id);
+            if let Some(Err(e)) = reg.verdict(id) {
+                let _ = write!(body, " excluded={}", e.as_label());
+            }
             body.push('\n');
         }
         ("text/plain; charset=utf-8", body)
@@ -613,6 +676,66 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn excluded_and_runtime_rs_sandboxes() {
+        use crate::state::exclusion::Rules;
+        use crate::state::registry::PodMeta;
+        let rules = Rules {
+            handlers: vec!["kata-*-rs".into()],
+            roots: 0,
+            runtime_rs: 0b10,
+        };
+        let mut reg = Registry::with_rules(vec!["/go".into(), "/rs".into()], rules);
+        for (root, id) in [(0, "ok"), (0, "fc"), (0, "new"), (1, "rs")] {
+            reg.add(root, id);
+        }
+        let meta = |h: &str| PodMeta {
+            uid: "u".into(),
+            name: "n".into(),
+            namespace: "ns".into(),
+            runtime_handler: h.into(),
+        };
+        reg.set_meta("ok", Some(meta("kata-qemu")));
+        reg.set_meta("fc", Some(meta("kata-fc-rs")));
+        reg.set_meta("rs", Some(meta("kata-dragonball")));
+        let ctx = Ctx {
+            reg: &reg,
+            debug: DebugAccess::Served,
+            max_profile: Duration::from_secs(30),
+        };
+        let get = |t: &str| route(&req(&format!("GET {t} HTTP/1.1\r\n\r\n")), &ctx);
+        let reply = |t: &str| match get(t) {
+            Route::Reply(r) => (r.status, String::from_utf8(r.body).unwrap()),
+            other => panic!("{t}: {other:?}"),
+        };
+        // Excluded: refused before anything reaches the shim, saying why.
+        let (status, text) = reply("/metrics?sandbox=fc");
+        assert_eq!(status, 403);
+        assert!(
+            text.contains("\"kata-fc-rs\" matches --exclude-runtime-handler \"kata-*-rs\""),
+            "{text}"
+        );
+        assert_eq!(reply("/debug/vars?sandbox=fc").0, 403);
+        assert!(
+            matches!(get("/agent-url?sandbox=fc"), Route::Proxy(_)),
+            "harmless: allowed"
+        );
+        // Handler not known yet: not now, maybe soon.
+        assert_eq!(reply("/metrics?sandbox=new").0, 503);
+        // runtime-rs: no Go debug endpoints, but its metrics are fine.
+        assert_eq!(reply("/debug/vars?sandbox=rs").0, 501);
+        assert_eq!(reply("/debug/pprof/heap?sandbox=rs").0, 501);
+        assert!(reply("/debug/pprof/?sandbox=rs").1.contains("runtime-rs"));
+        assert!(matches!(get("/metrics?sandbox=rs"), Route::Proxy(_)));
+        assert!(matches!(get("/debug/vars?sandbox=ok"), Route::Proxy(_)));
+        // Listed, marked.
+        let (_, list) = reply("/sandboxes");
+        assert_eq!(
+            list,
+            "fc excluded=runtime_handler\nnew excluded=runtime_handler_unknown\nok\nrs\n"
+        );
     }
 
     #[test]

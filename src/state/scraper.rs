@@ -14,6 +14,7 @@
 //! [`no_fd`](Scraper::no_fd). Must not: touch a socket, read the clock, log.
 
 use super::bufpool::BufPool;
+use super::exclusion::Excluded;
 use super::outcome::FetchError;
 use super::registry::Registry;
 use super::slab::Key;
@@ -117,7 +118,8 @@ impl Drop for Live {
 pub struct Snapshot {
     pub expo: Exposition,
     _live: Live,
-    /// One per sandbox of the round, in id order.
+    /// One per sandbox scraped in the round, in id order (excluded ones
+    /// are not there).
     pub slots: Vec<SlotResult>,
     pub failed: usize,
     pub started: Instant,
@@ -184,6 +186,10 @@ pub enum Action {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
+    /// Not scraped until its runtime handler is known (exclusion rules).
+    Held,
+    /// Turned out excluded: not part of the snapshot.
+    Skipped,
     /// Waiting for a file descriptor.
     Queued,
     Fetching {
@@ -282,12 +288,16 @@ impl Scraper {
     /// A `/metrics` request from `client`: join the round in flight, start
     /// one over the sandboxes of `reg`, or (when slow clients hold
     /// [`MAX_SNAPSHOTS`]) answer from the newest snapshot.
+    /// `hold(id)`: whether a sandbox whose verdict waits for its runtime
+    /// handler may be held until the CRI runtime names it (the runtime is
+    /// up and has not answered about it yet); otherwise it is skipped.
     pub fn request(
         &mut self,
         client: Key,
         w: Waiting,
         scrape_timeout: Option<f64>,
         reg: &Registry,
+        hold: &dyn Fn(&str) -> bool,
         now: Instant,
     ) {
         let deadline = now + round_budget(self.cfg.shim_timeout, scrape_timeout);
@@ -300,7 +310,7 @@ impl Scraper {
             return;
         }
         if self.round.is_none() {
-            self.start(reg, deadline, now);
+            self.start(reg, hold, deadline, now);
         }
         let r = self.round.as_mut().expect("a round is in flight");
         r.deadline = r.deadline.min(deadline);
@@ -393,7 +403,7 @@ impl Scraper {
         if let Some(b) = rejected {
             self.put_buf(b);
         }
-        self.end_slot(slot, now);
+        self.end_slot(slot, now, false);
     }
 
     /// `slot`'s fetch failed. `stale`: it ran on a reused connection and
@@ -430,7 +440,7 @@ impl Scraper {
         let res = &mut r.results[slot];
         res.error = Some(err);
         res.duration = now.saturating_duration_since(started);
-        self.end_slot(slot, now);
+        self.end_slot(slot, now, false);
     }
 
     /// The round's deadline passed, or cached buffers are due for release.
@@ -483,7 +493,13 @@ impl Scraper {
         });
     }
 
-    fn start(&mut self, reg: &Registry, deadline: Instant, now: Instant) {
+    fn start(
+        &mut self,
+        reg: &Registry,
+        hold: &dyn Fn(&str) -> bool,
+        deadline: Instant,
+        now: Instant,
+    ) {
         self.seq += 1;
         self.last_scrape = Some(now);
         self.trimmed = false;
@@ -508,20 +524,30 @@ impl Scraper {
             started: now,
             deadline,
             results: Vec::with_capacity(n),
-            slots: vec![
-                Slot::Fetching {
-                    handle: None,
-                    retried: false
-                };
-                n
-            ],
+            slots: Vec::with_capacity(n),
             hints: Vec::with_capacity(n),
-            pending: n,
+            pending: 0,
             expo,
             waiters: Vec::new(),
             queued: VecDeque::new(),
         };
+        let mut fetches = Vec::with_capacity(n);
         for (id, sb) in reg.iter() {
+            // Excluded sandboxes are not part of the round; those whose
+            // verdict waits for the CRI runtime are held.
+            let slot = match reg.verdict(id) {
+                Some(Ok(())) => Slot::Fetching {
+                    handle: None,
+                    retried: false,
+                },
+                Some(Err(Excluded::HandlerUnknown)) if hold(id) => Slot::Held,
+                _ => continue,
+            };
+            if slot != Slot::Held {
+                fetches.push((round.slots.len(), id.to_string(), sb.size_hint));
+            }
+            round.slots.push(slot);
+            round.pending += 1;
             round.results.push(SlotResult {
                 id: id.to_string(),
                 labels: sb.labels.clone(),
@@ -532,25 +558,64 @@ impl Scraper {
             round.hints.push(sb.size_hint);
         }
         let seq = round.seq;
-        let fetches: Vec<(usize, String, usize)> = round
-            .results
-            .iter()
-            .zip(&round.hints)
-            .enumerate()
-            .map(|(i, (r, h))| (i, r.id.clone(), *h))
-            .collect();
         self.round = Some(round);
         for (slot, id, hint) in fetches {
             self.fetch(Ticket { seq, slot }, id, false, hint, deadline);
         }
     }
 
-    fn end_slot(&mut self, slot: usize, now: Instant) {
+    /// Sandboxes held by the round in flight waiting for their runtime
+    /// handler: those now allowed are fetched, those now excluded or no
+    /// longer worth holding (see [`request`](Self::request)) skipped.
+    pub fn judge(&mut self, reg: &Registry, hold: &dyn Fn(&str) -> bool, now: Instant) {
+        let Some(r) = self.round.as_mut() else {
+            return;
+        };
+        let (seq, deadline) = (r.seq, r.deadline);
+        let mut fetches = Vec::new();
+        let mut skipped = Vec::new();
+        for (slot, state) in r.slots.iter_mut().enumerate() {
+            if *state != Slot::Held {
+                continue;
+            }
+            let id = &r.results[slot].id;
+            match reg.verdict(id) {
+                Some(Err(Excluded::HandlerUnknown)) if hold(id) => {}
+                Some(Ok(())) => {
+                    *state = Slot::Fetching {
+                        handle: None,
+                        retried: false,
+                    };
+                    fetches.push((slot, id.clone(), r.hints[slot]));
+                }
+                _ => skipped.push(slot),
+            }
+        }
+        for (slot, id, hint) in fetches {
+            self.fetch(Ticket { seq, slot }, id, false, hint, deadline);
+        }
+        for slot in skipped {
+            self.round.as_mut().expect("in flight").slots[slot] = Slot::Skipped;
+            self.end_slot(slot, now, true);
+        }
+    }
+
+    /// The round in flight holds sandboxes until the CRI runtime names
+    /// their handlers (the caller should ask it now).
+    pub fn holding(&self) -> bool {
+        self.round
+            .as_ref()
+            .is_some_and(|r| r.slots.contains(&Slot::Held))
+    }
+
+    fn end_slot(&mut self, slot: usize, now: Instant, skipped: bool) {
         let r = self.round.as_mut().expect("slot exists");
-        if r.slots[slot] == Slot::Ended {
+        if r.slots[slot] == Slot::Ended || (r.slots[slot] == Slot::Skipped && !skipped) {
             return;
         }
-        r.slots[slot] = Slot::Ended;
+        if !skipped {
+            r.slots[slot] = Slot::Ended;
+        }
         r.pending -= 1;
         if r.pending == 0 {
             self.finish(now);
@@ -562,9 +627,15 @@ impl Scraper {
         let Some(mut r) = self.round.take() else {
             return;
         };
-        for (slot, state) in r.slots.iter().enumerate() {
+        for (slot, state) in r.slots.iter_mut().enumerate() {
             let why = match *state {
-                Slot::Ended => continue,
+                Slot::Ended | Slot::Skipped => continue,
+                // Still no verdict: not scraped this round (reported as
+                // excluded, not as down).
+                Slot::Held => {
+                    *state = Slot::Skipped;
+                    continue;
+                }
                 Slot::Queued => FetchError::FdExhausted,
                 Slot::Fetching { handle, .. } => {
                     if let Some(handle) = handle {
@@ -578,11 +649,18 @@ impl Scraper {
             res.duration = now.saturating_duration_since(r.started);
         }
         r.expo.finish();
-        let failed = r.results.iter().filter(|s| s.error.is_some()).count();
+        let slots: Vec<SlotResult> = r
+            .results
+            .into_iter()
+            .zip(&r.slots)
+            .filter(|(_, s)| **s != Slot::Skipped)
+            .map(|(res, _)| res)
+            .collect();
+        let failed = slots.iter().filter(|s| s.error.is_some()).count();
         let snap = Rc::new(Snapshot {
             expo: r.expo,
             _live: Live::new(&self.alive),
-            slots: r.results,
+            slots,
             failed,
             started: r.started,
             finished: now,

@@ -83,15 +83,27 @@ pub fn list_ready_request() -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// Pod metadata by sandbox id from an encoded `ListPodSandboxResponse`.
-pub fn parse_list_response(
-    bytes: &[u8],
-) -> Result<Vec<(String, PodSandboxMetadata)>, prost::DecodeError> {
+/// One listed pod: what the monitor uses of a `PodSandbox`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListedPod {
+    pub id: String,
+    pub metadata: PodSandboxMetadata,
+    pub runtime_handler: String,
+}
+
+/// The pods (with metadata) of an encoded `ListPodSandboxResponse`.
+pub fn parse_list_response(bytes: &[u8]) -> Result<Vec<ListedPod>, prost::DecodeError> {
     let resp = ListPodSandboxResponse::decode(bytes)?;
     Ok(resp
         .items
         .into_iter()
-        .filter_map(|p| Some((p.id, p.metadata?)))
+        .filter_map(|p| {
+            Some(ListedPod {
+                id: p.id,
+                metadata: p.metadata?,
+                runtime_handler: p.runtime_handler,
+            })
+        })
         .collect())
 }
 
@@ -132,9 +144,10 @@ mod tests {
         bytes.extend_from_slice(&item);
         let got = parse_list_response(&bytes).unwrap();
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0].0, "s1");
+        assert_eq!(got[0].id, "s1");
+        assert_eq!(got[0].runtime_handler, "kata");
         assert_eq!(
-            got[0].1,
+            got[0].metadata,
             PodSandboxMetadata {
                 name: "p".into(),
                 uid: "u".into(),

@@ -339,6 +339,50 @@ impl CriClient {
         Ok(format!("{} {}", resp.runtime_name, resp.runtime_version))
     }
 
+    /// The config `run_pod_sandbox` sends (`CreateContainer` repeats it):
+    /// hostNetwork, kubelet-style labels, a log directory under the log root.
+    pub fn pod_sandbox_config(
+        &self,
+        name: &str,
+        uid: &str,
+        namespace: &str,
+        attempt: u32,
+    ) -> Result<PodSandboxConfig, String> {
+        let log_dir = self.log_root.join(format!("{namespace}_{name}_{uid}"));
+        std::fs::create_dir_all(&log_dir)
+            .map_err(|e| format!("create {}: {e}", log_dir.display()))?;
+        let labels = [
+            ("io.kubernetes.pod.name", name),
+            ("io.kubernetes.pod.namespace", namespace),
+            ("io.kubernetes.pod.uid", uid),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Ok(PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: name.into(),
+                uid: uid.into(),
+                namespace: namespace.into(),
+                attempt,
+            }),
+            hostname: String::new(),
+            log_directory: log_dir.to_string_lossy().into_owned(),
+            labels,
+            annotations: Default::default(),
+            linux: Some(LinuxPodSandboxConfig {
+                cgroup_parent: String::new(),
+                security_context: Some(LinuxSandboxSecurityContext {
+                    namespace_options: Some(NamespaceOption {
+                        network: NAMESPACE_NODE,
+                        pid: NAMESPACE_POD,
+                        ipc: NAMESPACE_POD,
+                    }),
+                }),
+            }),
+        })
+    }
+
     /// `RunPodSandbox` of a hostNetwork pod (network namespace NODE, hence no
     /// hostname, no CNI) with the given runtime handler (e.g. "kata"); returns the
     /// sandbox id. Kubelet-style labels (`io.kubernetes.pod.*`) are set too.
@@ -352,40 +396,8 @@ impl CriClient {
         attempt: u32,
         runtime_handler: &str,
     ) -> Result<String, String> {
-        let log_dir = self.log_root.join(format!("{namespace}_{name}_{uid}"));
-        std::fs::create_dir_all(&log_dir)
-            .map_err(|e| format!("create {}: {e}", log_dir.display()))?;
-        let labels = [
-            ("io.kubernetes.pod.name", name),
-            ("io.kubernetes.pod.namespace", namespace),
-            ("io.kubernetes.pod.uid", uid),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
         let req = RunPodSandboxRequest {
-            config: Some(PodSandboxConfig {
-                metadata: Some(PodSandboxMetadata {
-                    name: name.into(),
-                    uid: uid.into(),
-                    namespace: namespace.into(),
-                    attempt,
-                }),
-                hostname: String::new(),
-                log_directory: log_dir.to_string_lossy().into_owned(),
-                labels,
-                annotations: Default::default(),
-                linux: Some(LinuxPodSandboxConfig {
-                    cgroup_parent: String::new(),
-                    security_context: Some(LinuxSandboxSecurityContext {
-                        namespace_options: Some(NamespaceOption {
-                            network: NAMESPACE_NODE,
-                            pid: NAMESPACE_POD,
-                            ipc: NAMESPACE_POD,
-                        }),
-                    }),
-                }),
-            }),
+            config: Some(self.pod_sandbox_config(name, uid, namespace, attempt)?),
             runtime_handler: runtime_handler.into(),
         };
         let resp: RunPodSandboxResponse = self.call("RunPodSandbox", &req)?;

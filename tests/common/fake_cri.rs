@@ -9,7 +9,7 @@
 //! `ListPodSandbox` misbehave on purpose. It records every request (method path;
 //! for `ListPodSandbox` the decoded filter) and counts accepted connections.
 //!
-//! Listed pods carry `runtime_handler: "kata"`, `attempt: 0`, a `created_at` in
+//! Listed pods carry `runtime_handler: "kata"` (unless set with `set_handler`), `attempt: 0`, a `created_at` in
 //! nanoseconds and kubelet-style labels (`io.kubernetes.pod.name`, `.namespace`,
 //! `.uid`).
 //!
@@ -60,6 +60,7 @@ struct Pod {
     namespace: String,
     ready: bool,
     created_at: i64,
+    handler: String,
 }
 
 struct State {
@@ -124,6 +125,10 @@ impl FakeCri {
                 .map(|d| d.as_nanos() as i64)
                 .unwrap_or(0)
         });
+        let handler = st
+            .pods
+            .get(id)
+            .map_or_else(|| "kata".into(), |p| p.handler.clone());
         st.pods.insert(
             id.to_string(),
             Pod {
@@ -132,8 +137,16 @@ impl FakeCri {
                 namespace: namespace.into(),
                 ready,
                 created_at,
+                handler,
             },
         );
+    }
+
+    /// Sets a listed pod's runtime handler (`kata` unless set).
+    pub fn set_handler(&self, id: &str, handler: &str) {
+        if let Some(p) = lock(&self.shared).pods.get_mut(id) {
+            p.handler = handler.into();
+        }
     }
 
     /// Removes a pod (no-op if absent).
@@ -375,7 +388,7 @@ fn answer(respond: &mut Respond, shared: &Shared, filter: Option<PodSandboxFilte
             created_at: pod.created_at,
             labels: labels(pod).into_iter().collect(),
             annotations: Default::default(),
-            runtime_handler: "kata".into(),
+            runtime_handler: pod.handler.clone(),
         })
         .collect();
     let body = grpc_frame(&ListPodSandboxResponse { items }.encode_to_vec());

@@ -4,6 +4,11 @@
 #   containerd, runc   the real CRI server (the CRI plugin is built into containerd)
 #   gcc, libc6-dev     start-containerd.sh builds a static pause binary from pause.c
 #   python3            mkimage.py wraps that binary into an OCI image tarball
+#   qemu-user, binutils, file and the cross gcc packages (gcc-<triple> with
+#                      libc6-dev-<arch>-cross) for aarch64, s390x and ppc64le:
+#                      deploy/build-static.sh all, tests/peers/cross-test.sh and
+#                      tests/static_arches.rs (deploy/targets.sh)
+#   skopeo             .ci/run copies the multi-arch image archive with it
 #
 # Usage (as root): tests/peers/install.sh
 # Idempotent and quiet: exits 0 at once when everything is already installed.
@@ -18,6 +23,17 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 # static linking needs libc.a, shipped by libc6-dev
 dpkg-query -W -f='${Status}' libc6-dev 2>/dev/null | grep -q 'ok installed' || need+=(libc6-dev)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v readelf >/dev/null 2>&1 || need+=(binutils)
+command -v file >/dev/null 2>&1 || need+=(file)
+command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+for q in qemu-aarch64 qemu-s390x qemu-ppc64le; do
+	command -v "$q" >/dev/null 2>&1 || { need+=(qemu-user); break; }
+done
+for pair in aarch64-linux-gnu:arm64 s390x-linux-gnu:s390x powerpc64le-linux-gnu:ppc64el; do
+	command -v "${pair%%:*}-gcc" >/dev/null 2>&1 || need+=("gcc-${pair%%:*}")
+	dpkg-query -W -f='${Status}' "libc6-dev-${pair##*:}-cross" 2>/dev/null | grep -q 'ok installed' ||
+		need+=("libc6-dev-${pair##*:}-cross")
+done
 
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -66,6 +66,8 @@ kata-sim: a simulated Kata node (fake shims on unix sockets) for testing kata-mo
 usage: kata-sim [OPTIONS] [-- MONITOR-ARGS...]
 
   --sandboxes N        sandboxes to start with (default 3)
+  --ids ID1,ID2,...    ids of the first sandboxes (default: generated, stable per
+                       index), e.g. pod sandbox ids from a real CRI runtime
   --dir DIR            node directory (default: a fresh temporary one, removed on
                        exit); at most 17 bytes, for unix socket path limits
   --bodies LIST        bodies cycled over sandboxes: default,small,large,rs
@@ -90,6 +92,7 @@ stdin commands (each answered by one `ok ...` or `err ...` line on stdout):
 
 struct Cli {
     sandboxes: usize,
+    ids: Vec<String>,
     dir: Option<PathBuf>,
     bodies: Vec<BodyKind>,
     body_file: Option<PathBuf>,
@@ -104,6 +107,7 @@ fn parse_cli() -> Result<Cli, String> {
     let err = |e: lexopt::Error| e.to_string();
     let mut cli = Cli {
         sandboxes: 3,
+        ids: Vec::new(),
         dir: None,
         bodies: vec![BodyKind::Default],
         body_file: None,
@@ -122,6 +126,13 @@ fn parse_cli() -> Result<Cli, String> {
     while let Some(arg) = p.next().map_err(err)? {
         match arg {
             Long("sandboxes") => cli.sandboxes = p.value().and_then(|v| v.parse()).map_err(err)?,
+            Long("ids") => {
+                let list = p.value().and_then(|v| v.string()).map_err(err)?;
+                cli.ids = list.split(',').map(|s| s.trim().to_string()).collect();
+                for id in &cli.ids {
+                    node::check_id(id)?;
+                }
+            }
             Long("dir") => cli.dir = Some(p.value().map_err(err)?.into()),
             Long("bodies") => {
                 let list = p.value().and_then(|v| v.string()).map_err(err)?;
@@ -216,6 +227,10 @@ fn run(cli: Cli) -> Result<(), String> {
     install_signals(tx.clone()).map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
     let mut node = Node::create(cli.dir.clone(), Bodies::new(file), cli.shim)?;
+    if let Err(e) = node.set_ids(cli.ids.clone()) {
+        node.cleanup();
+        return Err(e);
+    }
     for i in 0..cli.sandboxes {
         let kind = if cli.body_file.is_some() {
             BodyKind::File

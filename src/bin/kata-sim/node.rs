@@ -12,7 +12,7 @@ use std::fmt::Write;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,6 +47,9 @@ pub struct Node {
     bodies: Bodies,
     cfg: Arc<ShimConfig>,
     next_index: usize,
+    /// `--ids`: the ids of the first sandboxes (by index), e.g. pod sandbox
+    /// ids a real CRI runtime handed out; later ones get generated ids.
+    ids: Vec<String>,
     /// By id, so `list` is sorted.
     sandboxes: BTreeMap<String, Sandbox>,
 }
@@ -72,6 +75,7 @@ impl Node {
             bodies,
             cfg: Arc::new(cfg),
             next_index: 0,
+            ids: Vec::new(),
             sandboxes: BTreeMap::new(),
         };
         for root in [&node.go_root, &node.rs_root] {
@@ -83,6 +87,16 @@ impl Node {
         Ok(node)
     }
 
+    /// Names the sandboxes with indices `0..ids.len()` (each checked by
+    /// [`check_id`]).
+    pub fn set_ids(&mut self, ids: Vec<String>) -> Result<(), String> {
+        for id in &ids {
+            check_id(id)?;
+        }
+        self.ids = ids;
+        Ok(())
+    }
+
     /// Starts a new sandbox; returns its id.
     pub fn add(&mut self, kind: BodyKind, fault: Fault) -> Result<String, String> {
         let body = self
@@ -91,7 +105,14 @@ impl Node {
             .ok_or("body `file` needs --body-file")?;
         let index = self.next_index;
         self.next_index += 1;
-        let id = sandbox_id(index);
+        let id = self
+            .ids
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| sandbox_id(index));
+        if self.sandboxes.contains_key(&id) {
+            return Err(format!("sandbox {id} exists"));
+        }
         let root = if kind.is_rs() {
             &self.rs_root
         } else {
@@ -100,6 +121,10 @@ impl Node {
         let dir = root.join(&id);
         let sock = dir.join(SOCK_NAME);
         fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        // As the shim makes it: only its owner (root on a real node) may
+        // enter, so a monitor reaches the socket through the owner bits.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o750))
+            .map_err(|e| format!("cannot chmod {}: {e}", dir.display()))?;
         let shim = Shim::new(
             id.clone(),
             3 + index as u64,
@@ -232,6 +257,24 @@ impl Sandbox {
 }
 
 /// 64 lowercase hex chars, a pure function of `index`.
+/// A sandbox id given with `--ids`: a plain directory name of at most 64
+/// bytes (a CRI pod sandbox id is 64 hex digits).
+pub fn check_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !id.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "bad sandbox id {id:?}: want 1-64 of [0-9A-Za-z_-], not starting with -"
+        ))
+    }
+}
+
 pub fn sandbox_id(index: usize) -> String {
     let mut rng = Rng(0x6b61_7461_2d73_696d ^ (index as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
     let mut id = String::with_capacity(64);
@@ -301,6 +344,15 @@ mod tests {
         );
         assert_eq!(a, sandbox_id(0));
         assert_ne!(a, sandbox_id(1));
+    }
+
+    #[test]
+    fn given_ids_are_plain_names() {
+        assert!(check_id(&sandbox_id(0)).is_ok());
+        assert!(check_id("pod_a-1").is_ok());
+        for bad in ["", "-x", "a/b", "..", "a b", &"f".repeat(65)] {
+            assert!(check_id(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -133,7 +133,7 @@ impl Listening {
         let stop = Arc::new(AtomicBool::new(false));
         let (l, s) = (Arc::clone(&listener), Arc::clone(&stop));
         let thread = thread::Builder::new()
-            .name(format!("accept-{}", &shim.id[..8]))
+            .name(format!("accept-{}", &shim.id[..shim.id.len().min(8)]))
             .stack_size(64 * 1024)
             .spawn(move || accept_loop(&shim, &l, &s))?;
         Ok(Listening {

@@ -229,6 +229,7 @@ fn snapshot(n: usize, size: usize) -> Rc<Snapshot> {
         w,
         None,
         &reg,
+        &|_| false,
         now,
     );
     let mut snap = None;

@@ -89,7 +89,7 @@ fn a_round_fetches_every_sandbox_and_answers_when_all_are_in() {
     let now = Instant::now();
     let reg = registry(&["a", "b", "c"]);
     let mut s = scraper();
-    s.request(client(1), waiting(now), None, &reg, now);
+    s.request(client(1), waiting(now), None, &reg, &|_| false, now);
     let o = drain(&mut s);
     let ids: Vec<&str> = o.fetches.iter().map(|f| f.2.as_str()).collect();
     assert_eq!(ids, ["a", "b", "c"]);
@@ -124,13 +124,14 @@ fn requests_join_the_round_in_flight() {
     let now = Instant::now();
     let reg = registry(&["a"]);
     let mut s = scraper();
-    s.request(client(1), waiting(now), None, &reg, now);
+    s.request(client(1), waiting(now), None, &reg, &|_| false, now);
     let o = drain(&mut s);
     s.request(
         client(2),
         waiting(now),
         None,
         &reg,
+        &|_| false,
         now + Duration::from_millis(1),
     );
     assert!(drain(&mut s).fetches.is_empty(), "joining fans out nothing");
@@ -150,7 +151,7 @@ fn the_deadline_comes_from_the_shim_timeout_or_the_scrape_timeout_header() {
     let now = Instant::now();
     let reg = registry(&["a"]);
     let mut s = scraper();
-    s.request(client(1), waiting(now), None, &reg, now);
+    s.request(client(1), waiting(now), None, &reg, &|_| false, now);
     assert_eq!(s.deadline(), Some(now + SHIM_TIMEOUT));
     // A later request with a short Prometheus timeout pulls it in.
     s.request(
@@ -158,6 +159,7 @@ fn the_deadline_comes_from_the_shim_timeout_or_the_scrape_timeout_header() {
         waiting(now),
         Some(1.0),
         &reg,
+        &|_| false,
         now + Duration::from_millis(100),
     );
     assert_eq!(s.deadline(), Some(now + Duration::from_millis(1000)));
@@ -198,7 +200,7 @@ fn a_stale_kept_alive_connection_is_retried_once_on_a_new_one() {
     let now = Instant::now();
     let reg = registry(&["a"]);
     let mut s = scraper();
-    s.request(client(1), waiting(now), None, &reg, now);
+    s.request(client(1), waiting(now), None, &reg, &|_| false, now);
     let mut o = drain(&mut s);
     let (seq, _, _, _, buf) = o.fetches.pop().unwrap();
     s.failed(t(seq, 0), FetchError::SendFailed, true, buf, now, now);
@@ -219,7 +221,7 @@ fn timeouts_and_fresh_failures_are_not_retried() {
     let now = Instant::now();
     let reg = registry(&["a", "b"]);
     let mut s = scraper();
-    s.request(client(1), waiting(now), None, &reg, now);
+    s.request(client(1), waiting(now), None, &reg, &|_| false, now);
     let mut o = drain(&mut s);
     let (seq, _, _, _, b1) = o.fetches.pop().unwrap();
     let (_, _, _, _, b0) = o.fetches.pop().unwrap();
@@ -236,7 +238,7 @@ fn junk_bodies_fail_their_sandbox_alone() {
     let now = Instant::now();
     let reg = registry(&["a", "b"]);
     let mut s = scraper();
-    s.request(client(1), waiting(now), None, &reg, now);
+    s.request(client(1), waiting(now), None, &reg, &|_| false, now);
     let o = drain(&mut s);
     let seq = o.fetches[0].0;
     let junk = b"<html>\nnot metrics\nat all\n".to_vec();
@@ -256,7 +258,7 @@ fn slots_without_a_descriptor_wait_for_one_then_time_out() {
     let now = Instant::now();
     let reg = registry(&["a", "b", "c"]);
     let mut s = scraper();
-    s.request(client(1), waiting(now), None, &reg, now);
+    s.request(client(1), waiting(now), None, &reg, &|_| false, now);
     let mut o = drain(&mut s);
     let seq = o.fetches[0].0;
     // b and c find no fd.
@@ -292,14 +294,14 @@ fn slow_readers_cap_live_snapshots_and_get_the_newest() {
     let mut s = scraper();
     let mut held = Vec::new();
     for i in 0..MAX_SNAPSHOTS as u32 {
-        s.request(client(i), waiting(now), None, &reg, now);
+        s.request(client(i), waiting(now), None, &reg, &|_| false, now);
         let o = drain(&mut s);
         deliver(&mut s, o.fetches[0].0, 0, "a", now);
         let mut o = drain(&mut s);
         held.push(o.answers.pop().unwrap().1);
     }
     assert_eq!(s.snapshots_alive(), MAX_SNAPSHOTS);
-    s.request(client(50), waiting(now), None, &reg, now);
+    s.request(client(50), waiting(now), None, &reg, &|_| false, now);
     let o = drain(&mut s);
     assert!(
         o.fetches.is_empty(),
@@ -312,7 +314,7 @@ fn slow_readers_cap_live_snapshots_and_get_the_newest() {
     assert_eq!(s.stats.reused, 1);
     // Once the slow clients finish, rounds resume and old snapshots are recycled.
     held.clear();
-    s.request(client(51), waiting(now), None, &reg, now);
+    s.request(client(51), waiting(now), None, &reg, &|_| false, now);
     let o = drain(&mut s);
     assert_eq!(o.fetches.len(), 1);
     assert!(s.snapshots_alive() <= 2, "{}", s.snapshots_alive());
@@ -323,7 +325,7 @@ fn an_empty_node_is_answered_at_once() {
     let now = Instant::now();
     let reg = registry(&[]);
     let mut s = scraper();
-    s.request(client(1), waiting(now), None, &reg, now);
+    s.request(client(1), waiting(now), None, &reg, &|_| false, now);
     let o = drain(&mut s);
     assert!(o.fetches.is_empty());
     assert_eq!(o.answers.len(), 1);
@@ -335,7 +337,7 @@ fn a_client_that_leaves_is_not_answered_and_late_results_are_ignored() {
     let now = Instant::now();
     let reg = registry(&["a"]);
     let mut s = scraper();
-    s.request(client(1), waiting(now), None, &reg, now);
+    s.request(client(1), waiting(now), None, &reg, &|_| false, now);
     let o = drain(&mut s);
     let seq = o.fetches[0].0;
     s.forget(client(1));
@@ -358,7 +360,7 @@ fn buffers_are_recycled_and_released_after_a_quiet_period() {
     let reg = registry(&["a"]);
     let mut s = scraper();
     for i in 0..3 {
-        s.request(client(i), waiting(now), None, &reg, now);
+        s.request(client(i), waiting(now), None, &reg, &|_| false, now);
         let o = drain(&mut s);
         let (seq, slot, id, _, mut buf) = o.fetches.into_iter().next().unwrap();
         if i > 0 {
@@ -388,7 +390,7 @@ fn failures_are_summed_up_in_one_line() {
     let ids: Vec<String> = (0..40).map(|i| format!("sb{i:02}")).collect();
     let reg = registry(&ids.iter().map(String::as_str).collect::<Vec<_>>());
     let mut s = scraper();
-    s.request(client(1), waiting(now), None, &reg, now);
+    s.request(client(1), waiting(now), None, &reg, &|_| false, now);
     let o = drain(&mut s);
     for (seq, slot, id, _, buf) in o.fetches {
         match slot % 4 {
@@ -406,8 +408,126 @@ fn failures_are_summed_up_in_one_line() {
         first, "sb01,sb02,sb03,sb05,sb06",
         "the first five, in id order"
     );
-    s.request(client(2), waiting(now), None, &registry(&["x"]), now);
+    s.request(
+        client(2),
+        waiting(now),
+        None,
+        &registry(&["x"]),
+        &|_| false,
+        now,
+    );
     let o = drain(&mut s);
     deliver(&mut s, o.fetches[0].0, 0, "x", now);
     assert_eq!(drain(&mut s).answers[0].1.failure_summary(5), None);
+}
+
+mod exclusions {
+    use super::*;
+    use crate::state::exclusion::Rules;
+    use crate::state::registry::PodMeta;
+
+    fn meta(handler: &str) -> Option<PodMeta> {
+        Some(PodMeta {
+            uid: "u".into(),
+            name: "n".into(),
+            namespace: "ns".into(),
+            runtime_handler: handler.into(),
+        })
+    }
+
+    /// "a" allowed, "b" with no known handler, "c" excluded.
+    fn node() -> Registry {
+        let rules = Rules {
+            handlers: vec!["kata-*-rs".into()],
+            ..Rules::default()
+        };
+        let mut reg = Registry::with_rules(vec!["/r".into()], rules);
+        for id in ["a", "b", "c"] {
+            reg.add(0, id);
+        }
+        reg.set_meta("a", meta("kata-qemu"));
+        reg.set_meta("c", meta("kata-fc-rs"));
+        reg
+    }
+
+    fn ids(snap: &Snapshot) -> Vec<&str> {
+        snap.slots.iter().map(|s| s.id.as_str()).collect()
+    }
+
+    #[test]
+    fn excluded_sandboxes_are_never_fetched_and_unknown_ones_wait() {
+        let now = Instant::now();
+        let mut reg = node();
+        let mut s = scraper();
+        s.request(client(1), waiting(now), None, &reg, &|_| true, now);
+        let o = drain(&mut s);
+        let fetched: Vec<&str> = o.fetches.iter().map(|f| f.2.as_str()).collect();
+        assert_eq!(fetched, ["a"], "c is excluded, b waits for its handler");
+        assert!(s.holding());
+        deliver(&mut s, o.fetches[0].0, o.fetches[0].1, "a", now);
+        assert!(
+            drain(&mut s).answers.is_empty(),
+            "the round waits for b's verdict"
+        );
+        // The CRI runtime names b's handler: allowed, fetched now.
+        reg.set_meta("b", meta("kata-clh"));
+        s.judge(&reg, &|_| true, now);
+        let o = drain(&mut s);
+        assert_eq!(o.fetches.len(), 1);
+        assert_eq!(o.fetches[0].2, "b");
+        assert!(!s.holding());
+        deliver(&mut s, o.fetches[0].0, o.fetches[0].1, "b", now);
+        let o = drain(&mut s);
+        assert_eq!(ids(&o.answers[0].1), ["a", "b"]);
+        assert_eq!(o.answers[0].1.failed, 0, "excluded ones are not failures");
+    }
+
+    #[test]
+    fn a_held_sandbox_named_excluded_is_skipped() {
+        let now = Instant::now();
+        let mut reg = node();
+        let mut s = scraper();
+        s.request(client(1), waiting(now), None, &reg, &|_| true, now);
+        let o = drain(&mut s);
+        deliver(&mut s, o.fetches[0].0, o.fetches[0].1, "a", now);
+        reg.set_meta("b", meta("kata-qemu-runtime-rs"));
+        s.judge(&reg, &|_| true, now);
+        let o = drain(&mut s);
+        assert!(o.fetches.is_empty());
+        assert_eq!(ids(&o.answers[0].1), ["a"]);
+    }
+
+    #[test]
+    fn held_sandboxes_are_given_up_at_the_deadline_or_when_not_worth_waiting() {
+        let now = Instant::now();
+        let reg = node();
+        // The deadline comes first.
+        let mut s = scraper();
+        s.request(client(1), waiting(now), None, &reg, &|_| true, now);
+        let o = drain(&mut s);
+        deliver(&mut s, o.fetches[0].0, o.fetches[0].1, "a", now);
+        s.handle_timeout(now + SHIM_TIMEOUT);
+        let o = drain(&mut s);
+        assert_eq!(
+            ids(&o.answers[0].1),
+            ["a"],
+            "b not scraped, not down either"
+        );
+        assert!(o.cancels.is_empty());
+        // The CRI runtime answered without b (or went away): no more waiting.
+        let mut s = scraper();
+        s.request(client(1), waiting(now), None, &reg, &|_| true, now);
+        let o = drain(&mut s);
+        s.judge(&reg, &|_| false, now);
+        assert!(!s.holding());
+        deliver(&mut s, o.fetches[0].0, o.fetches[0].1, "a", now);
+        assert_eq!(ids(&drain(&mut s).answers[0].1), ["a"]);
+        // Not worth holding from the start: answered as soon as a is in.
+        let mut s = scraper();
+        s.request(client(1), waiting(now), None, &reg, &|_| false, now);
+        assert!(!s.holding());
+        let o = drain(&mut s);
+        deliver(&mut s, o.fetches[0].0, o.fetches[0].1, "a", now);
+        assert_eq!(drain(&mut s).answers.len(), 1);
+    }
 }
