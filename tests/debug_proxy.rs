@@ -332,12 +332,27 @@ fn one_profile_per_sandbox_and_durations_capped() {
             common::node::http(
                 addr,
                 "GET",
-                &format!("/debug/pprof/profile?seconds=2&sandbox={a}"),
+                &format!("/debug/pprof/profile?seconds=5&sandbox={a}"),
                 &[],
             )
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    // The monitor says when the first profile is running.
+    let running = || {
+        m.get("/metrics")
+            .text()
+            .lines()
+            .find_map(|l| l.strip_prefix("kata_monitor_debug_profiles_running "))
+            .map(str::to_string)
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(4);
+    while running().as_deref() != Some("1") {
+        assert!(
+            std::time::Instant::now() < until,
+            "the profile never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     for p in [
         "/debug/pprof/profile?seconds=1",
         "/debug/pprof/trace?seconds=1",
@@ -353,6 +368,7 @@ fn one_profile_per_sandbox_and_durations_capped() {
         200
     );
     assert_eq!(first.join().unwrap().status, 200);
+    assert_eq!(running().as_deref(), Some("0"));
     // The slot is free again.
     assert_eq!(
         m.get(&format!("/debug/pprof/trace?seconds=1&sandbox={a}"))

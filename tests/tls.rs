@@ -12,10 +12,10 @@ mod common;
 
 use common::node::{Client, Monitor, Sim, tmpdir};
 use common::pki::{Ca, Https, Leaf, client_config, https_get};
+use common::prom::Prom;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Server certificate files (and client CA) for a monitor.
@@ -207,6 +207,35 @@ fn server_certificate_rotates_without_restart() {
     });
 }
 
+/// cp over the files (same inodes, new contents), as an operator or a
+/// systemd unit's ExecReload would: seen as well, without a restart.
+#[test]
+fn server_certificate_rewritten_in_place() {
+    let sim = Sim::start(&["--sandboxes", "1"]);
+    let ca = Ca::new("ca");
+    let (v1, v2) = (ca.server(), ca.server());
+    let f = files(&v1, None);
+    let m = Monitor::start(&sim.roots_arg(), &f.args(false));
+    let cfg = client_config(&ca, None);
+    assert_eq!(Https::connect(m.addr, cfg.clone()).server_cert(), v1.der());
+    let inode = |p: &str| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let before = inode(&f.cert);
+    std::fs::write(&f.cert, &v2.cert).unwrap();
+    std::fs::write(&f.key, &v2.key).unwrap();
+    assert_eq!(inode(&f.cert), before, "rewritten in place");
+    eventually(
+        15,
+        "a new connection gets the rewritten certificate",
+        || Https::connect(m.addr, cfg.clone()).server_cert() == v2.der(),
+    );
+    // A half-written file (truncated PEM): the current one stays.
+    std::fs::write(&f.cert, &v1.cert[..v1.cert.len() / 2]).unwrap();
+    m.wait_log(15, |l| {
+        l.contains("cannot be used: still serving the previous certificate")
+    });
+    assert_eq!(Https::connect(m.addr, cfg.clone()).server_cert(), v2.der());
+}
+
 #[test]
 fn plain_http_and_stalled_handshakes_are_closed_with_a_log_line() {
     let sim = Sim::start(&["--sandboxes", "1"]);
@@ -316,11 +345,16 @@ fn gzip_streaming_and_the_connection_cap_over_tls() {
     }
     assert_eq!(slow.len(), total_expected.unwrap());
 
-    // At the cap (1), an idle TLS client is closed to admit a new one.
-    std::thread::sleep(Duration::from_millis(1200));
-    let r = https_get(m.addr, cfg.clone(), "/healthz").unwrap();
-    assert_eq!(r.status, 200);
+    // At the cap (1), the idle TLS client is closed to admit a new one
+    // once it has idled long enough (newer ones are closed meanwhile).
+    eventually(10, "a new client admitted at the cap", || {
+        https_get(m.addr, cfg.clone(), "/healthz").is_ok_and(|r| r.status == 200)
+    });
     m.wait_log(5, |l| l.contains("closing the longest-idle client"));
+    assert!(
+        c.request("/healthz", &[]).is_err(),
+        "the idle one was closed"
+    );
 }
 
 #[test]
@@ -363,118 +397,32 @@ fn debug_endpoints_default_on_a_non_loopback_listener() {
     assert!(r.text().contains("memstats"));
 }
 
-/// Where `prometheus` is; `None` (a visible skip) when missing, a failure
-/// under `KATA_MONITOR_CI=1`.
-fn prometheus() -> Option<PathBuf> {
-    let dir = std::env::var_os("PROMETHEUS_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peers/prometheus/usr/bin")
-        });
-    if dir.join("prometheus").is_file() {
-        return Some(dir.join("prometheus"));
-    }
-    let msg = format!(
-        "Prometheus not found in {} (run tests/peers/fetch-prometheus.sh target/peers/prometheus)",
-        dir.display()
-    );
-    assert!(std::env::var_os("KATA_MONITOR_CI").is_none(), "{msg}");
-    eprintln!("skipping: {msg}");
-    None
-}
-
-struct Prom {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Drop for Prom {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Prom {
-    fn api(&self, path: &str) -> serde_json::Value {
-        let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
-        if std::net::TcpStream::connect(addr).is_err() {
-            return serde_json::Value::Null;
-        }
-        let r = common::node::http(addr, "GET", path, &[]);
-        serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn query(&self, q: &str) -> Vec<serde_json::Value> {
-        let q = kata_monitor::wire::http::request::percent_encode(q);
-        let v = self.api(&format!("/api/v1/query?query={q}"));
-        v["data"]["result"].as_array().cloned().unwrap_or_default()
-    }
-}
-
 #[test]
 fn prometheus_scrapes_over_tls_with_a_client_certificate() {
-    let Some(bin) = prometheus() else { return };
+    let Some(bin) = common::prom::bin_dir() else {
+        return;
+    };
     let sim = Sim::start(&["--sandboxes", "3", "--bodies", "default,small,rs"]);
     let (ca, clients) = (Ca::new("server ca"), Ca::new("client ca"));
     let f = files(&ca.server(), Some(&clients));
     let m = Monitor::start(&sim.roots_arg(), &f.args(true));
 
-    let dir = tmpdir("promtls");
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    let (client_cert, client_key) = clients.client("prometheus").write(&dir.join("client"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cfg = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: kata\n    scheme: https\n    tls_config:\n      ca_file: {}\n      cert_file: {}\n      key_file: {}\n      server_name: localhost\n    static_configs:\n      - targets: ['{}']\n",
-        dir.join("ca.pem").display(),
-        client_cert.display(),
-        client_key.display(),
-        m.addr
+    // Prometheus's tls_config, as the PodMonitor's tlsConfig renders it.
+    let job = "scheme: https\ntls_config:\n  ca_file: ca.pem\n  cert_file: client/cert.pem\n  key_file: client/key.pem\n  server_name: localhost\n";
+    let identity = clients.client("prometheus");
+    // (Relative paths: Prometheus resolves them from its config file's
+    // directory.)
+    let p = Prom::start_job(&bin, m.addr, job, |dir| {
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        identity.write(&dir.join("client"));
+    });
+    let target = p.target_after_scrapes(3, 40);
+    assert_eq!(
+        target["health"],
+        "up",
+        "{target}\nmonitor:\n{}",
+        m.log_text()
     );
-    std::fs::write(dir.join("prometheus.yml"), cfg).unwrap();
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let child = Command::new(bin)
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start prometheus");
-    let p = Prom { child, port, dir };
-
-    let mut scrapes = std::collections::BTreeSet::new();
-    let mut target = serde_json::Value::Null;
-    let until = Instant::now() + Duration::from_secs(40);
-    while scrapes.len() < 3 {
-        target = p.api("/api/v1/targets")["data"]["activeTargets"][0].clone();
-        if let Some(last) = target["lastScrape"].as_str()
-            && !last.starts_with("0001")
-        {
-            scrapes.insert(last.to_string());
-        }
-        if Instant::now() > until {
-            let log = std::fs::read_to_string(p.dir.join("prometheus.log")).unwrap_or_default();
-            panic!(
-                "not scraped 3 times: {target}\n{log}\nmonitor:\n{}",
-                m.log_text()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(target["health"], "up", "{target}");
     assert_eq!(target["lastError"], "", "{target}");
     assert_eq!(target["scrapeUrl"], format!("https://{}/metrics", m.addr));
     let r = p.query("sum(kata_monitor_sandbox_up)");

@@ -197,6 +197,18 @@ pub(super) fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
         cri.policy.given_up() as u64,
     );
 
+    w.family(
+        "kata_monitor_debug_profiles_running",
+        "pprof profiles and traces being relayed now (at most one per sandbox).",
+        Kind::Gauge,
+    )
+    .sample(
+        "kata_monitor_debug_profiles_running",
+        &[],
+        b"",
+        d.profiling.running() as u64,
+    );
+
     #[cfg(feature = "tls")]
     if let Some(t) = &d.tls {
         tls(&mut w, t);

@@ -328,6 +328,11 @@ impl Profiling {
     pub fn end(&mut self, id: &str) {
         self.running.remove(id);
     }
+
+    /// Profiles and traces running.
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
 }
 
 #[cfg(test)]
@@ -350,7 +355,9 @@ mod tests {
             "untimed: still served"
         );
         assert_eq!(p.admit("b", secs(1), false, now), Ok(()));
+        assert_eq!(p.running(), 1);
         p.end("a");
+        assert_eq!(p.running(), 0);
         assert_eq!(p.admit("a", secs(1), false, now), Ok(()));
     }
 
