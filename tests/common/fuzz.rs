@@ -95,3 +95,14 @@ pub fn shim_response(data: &[u8]) {
         let _ = d.eof();
     }
 }
+
+/// A certificate file's bytes (what an operator points --tls-cert-file at):
+/// the validity reader never panics, and any date it returns is a real
+/// one between 1950 and 9999.
+pub fn der_validity(data: &[u8]) {
+    if let Some(v) = kata_monitor::wire::der::validity(data) {
+        let range = -631_152_000..=253_402_300_799;
+        assert!(range.contains(&v.not_before), "{v:?}");
+        assert!(range.contains(&v.not_after), "{v:?}");
+    }
+}

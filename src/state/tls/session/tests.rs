@@ -412,6 +412,22 @@ fn eof_mid_handshake_closes_and_eof_after_a_request_still_gets_the_answer() {
         p.conn.poll_event(),
         Some(Event::Close(CloseReason::PeerClosed))
     ));
+    assert_eq!(p.s.poll_failure(), None, "not a failed handshake");
+
+    // A TCP probe (kubelet's tcpSocket): connected, closed, no byte sent.
+    let mut p = Pair::new(&srv, client(&ca, None));
+    p.s.handle_eof();
+    p.s.pump(&mut p.conn, p.now);
+    assert!(matches!(
+        p.conn.poll_event(),
+        Some(Event::Close(CloseReason::PeerClosed))
+    ));
+    assert_eq!(
+        p.s.poll_failure(),
+        None,
+        "a probe is not a failed handshake"
+    );
+    assert!(p.s.poll_transmit().is_empty(), "and gets no alert");
 
     // A client that sends its request and close_notify at once.
     let mut p = Pair::new(&srv, client(&ca, None));
