@@ -286,13 +286,26 @@ fn pages_methods_and_limits() {
     assert!(m.get("/").text().starts_with("Available HTTP endpoints:"));
     let html = m.get_with("/", &[("Accept", "text/html")]);
     assert!(html.text().contains("<a href='/metrics'>"));
-    let s = m.get_with("/sandboxes", &[("Accept", "text/html,*/*")]);
-    assert!(
-        s.text()
-            .contains(&format!("/metrics?sandbox={}", sim.ids[0]))
-    );
     let mut ids = sim.ids.clone();
     ids.sort();
+    // Upstream's HTML list, byte for byte (tests/differential.rs compares
+    // it with the Go monitor's).
+    let s = m.get_with("/sandboxes", &[("Accept", "text/html,*/*")]);
+    let items: String = ids
+        .iter()
+        .map(|id| {
+            format!(
+                "<li>{id}: <a href='/debug/pprof/?sandbox={id}'>pprof</a>, \
+                 <a href='/metrics?sandbox={id}'>metrics</a>, \
+                 <a href='/agent-url?sandbox={id}'>agent-url</a></li>\n"
+            )
+        })
+        .collect();
+    assert_eq!(s.header("content-type"), Some("text/html"));
+    assert_eq!(
+        s.text(),
+        format!("<h1>Sandbox list</h1>\n<ul>\n{items}</ul>\n")
+    );
     assert_eq!(listed(&m), ids);
     // HEAD, 405, 404.
     let h = http(m.addr, "HEAD", "/metrics", &[]);
@@ -725,4 +738,37 @@ fn inotify_queue_overflow_triggers_a_rescan() {
     }
     assert!(m.log_text().contains("inotify queue overflow"));
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Like Go programs (upstream among them), the monitor raises its soft
+/// limit on open files to the hard one: one shim connection per sandbox.
+#[test]
+fn open_files_soft_limit_is_raised_to_the_hard_one() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    if lim.rlim_max <= 256 {
+        eprintln!("skip: the hard limit on open files is {}", lim.rlim_max);
+        return;
+    }
+    let sim = Sim::start(&["--sandboxes", "1"]);
+    let roots = sim.roots_arg();
+    let m = Monitor::start_bin(
+        "sh",
+        &[
+            "-c",
+            "ulimit -Sn 256 && exec \"$0\" \"$@\"",
+            common::node::MONITOR,
+            "--listen-address",
+            "127.0.0.1:0",
+            "--sandbox-dirs",
+            &roots,
+        ],
+    );
+    let e = metrics(&m.get("/metrics"));
+    let max = &e.family("kata_monitor_process_max_fds").unwrap().samples[0];
+    assert_eq!(max.value, lim.rlim_max.to_string());
 }

@@ -32,6 +32,32 @@ impl Drop for Sim {
 }
 
 impl Sim {
+    /// Starts kata-sim with `args`; its stdout lines arrive on a channel.
+    fn spawn(args: &[&str]) -> Sim {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kata-sim"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn kata-sim");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    return;
+                }
+            }
+        });
+        Sim {
+            child,
+            stdin,
+            lines,
+            dir: PathBuf::new(),
+        }
+    }
+
     fn line(&self) -> String {
         self.lines
             .recv_timeout(TIMEOUT)
@@ -188,35 +214,14 @@ fn check_moved_once(first: &[u8], second: &[u8]) {
 #[test]
 fn sim_smoke() {
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kata-sim"))
-        .args([
-            "--sandboxes",
-            "3",
-            "--bodies",
-            "default,small,rs",
-            "--fault",
-            "1=http500",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn kata-sim");
-    let stdin = child.stdin.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                return;
-            }
-        }
-    });
-    let mut sim = Sim {
-        child,
-        stdin,
-        lines,
-        dir: PathBuf::new(),
-    };
+    let mut sim = Sim::spawn(&[
+        "--sandboxes",
+        "3",
+        "--bodies",
+        "default,small,rs",
+        "--fault",
+        "1=http500",
+    ]);
 
     // ready dir=<DIR> roots=<GO>,<RS> sandboxes=3, then the sandboxes, then end.
     let ready = sim.line();
@@ -410,4 +415,70 @@ fn gunzip(body: &[u8]) -> usize {
         .read_to_end(&mut out)
         .expect("valid gzip");
     out.len()
+}
+
+/// `--body-file` (repeatable, `rs:` for the runtime-rs root), `add file:N`
+/// and `--frozen` (every scrape gets the body as it is).
+#[test]
+fn body_files_and_frozen() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let (default, rs) = (
+        format!("{fixtures}/default.prom"),
+        format!("rs:{fixtures}/rs-dragonball.prom"),
+    );
+    let mut sim = Sim::spawn(&[
+        "--frozen",
+        "--sandboxes",
+        "3",
+        "--body-file",
+        &default,
+        "--body-file",
+        &rs,
+    ]);
+    let ready = sim.line();
+    let roots = ready
+        .split(' ')
+        .find_map(|f| f.strip_prefix("roots="))
+        .unwrap()
+        .to_string();
+    let (go_root, rs_root) = roots.split_once(',').unwrap();
+    sim.dir = Path::new(go_root)
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .into();
+    // The files cycle over the sandboxes: default, rs, default.
+    let sandboxes: Vec<(String, String)> = (0..3)
+        .map(|_| {
+            let l = sim.line();
+            let p: Vec<&str> = l.split(' ').collect();
+            (p[2].to_string(), p[3].to_string())
+        })
+        .collect();
+    assert_eq!(sim.line(), "end");
+    let want_roots = [go_root, rs_root, go_root];
+    for ((_, root), want) in sandboxes.iter().zip(want_roots) {
+        assert_eq!(root, want);
+    }
+    let sock = |root: &str, id: &str| Path::new(root).join(id).join("shim-monitor.sock");
+    let mut c0 = connect(&sock(go_root, &sandboxes[0].0));
+    for _ in 0..3 {
+        assert_eq!(get(&mut c0, "/metrics").body, DEFAULT, "frozen");
+    }
+    assert_eq!(
+        get(&mut connect(&sock(rs_root, &sandboxes[1].0)), "/metrics").body,
+        RS
+    );
+    let added = sim.cmd("add file:1");
+    let (id, root) = added.strip_prefix("ok ").unwrap().split_once(' ').unwrap();
+    assert_eq!(root, rs_root);
+    assert_eq!(get(&mut connect(&sock(rs_root, id)), "/metrics").body, RS);
+    let err = sim.cmd("add file:2");
+    assert!(
+        err.starts_with("err body file:2 needs 3 --body-file"),
+        "{err}"
+    );
+    assert_eq!(sim.cmd("quit"), "ok");
+    assert!(sim.child.wait().unwrap().success());
 }

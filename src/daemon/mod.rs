@@ -21,7 +21,7 @@ mod cri;
 mod fetch;
 mod io;
 pub mod logger;
-mod procfs;
+pub mod procfs;
 mod relay;
 mod selfmetrics;
 mod signals;

@@ -1,5 +1,6 @@
 //! The monitor's own process figures (`kata_monitor_process_*`), from procfs,
-//! as Prometheus's Go process collector reports them.
+//! as Prometheus's Go process collector reports them; and raising the
+//! descriptor limit at start (also used by `kata-sim`).
 
 /// A reading of this process.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -10,6 +11,12 @@ pub(super) struct ProcStats {
     pub open_fds: u64,
     pub max_fds: u64,
     pub start_time_seconds: f64,
+    /// RLIMIT_AS (`u64::MAX`: unlimited, as client_golang reports it).
+    pub virtual_max_bytes: u64,
+    /// IP octets received and sent in this process's network namespace
+    /// (`/proc/self/net/netstat`, IpExt), what client_golang reports as
+    /// `process_network_{receive,transmit}_bytes_total`.
+    pub net_octets: Option<(u64, u64)>,
 }
 
 /// Read `/proc/self`; fields that cannot be read are left at zero.
@@ -47,7 +54,26 @@ pub(super) fn read() -> ProcStats {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
         s.max_fds = lim.rlim_cur;
     }
+    // SAFETY: as above.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } == 0 {
+        s.virtual_max_bytes = lim.rlim_cur;
+    }
+    s.net_octets = std::fs::read_to_string("/proc/self/net/netstat")
+        .ok()
+        .and_then(|t| ip_ext_octets(&t));
     s
+}
+
+/// `InOctets` and `OutOctets` of the `IpExt:` header and value lines of a
+/// `/proc/<pid>/net/netstat`.
+pub(super) fn ip_ext_octets(netstat: &str) -> Option<(u64, u64)> {
+    let mut lines = netstat.lines().filter(|l| l.starts_with("IpExt:"));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let field = |want: &str| {
+        let i = names.split_whitespace().position(|n| n == want)?;
+        values.split_whitespace().nth(i)?.parse().ok()
+    };
+    Some((field("InOctets")?, field("OutOctets")?))
 }
 
 /// Fields after the `(comm)` of a stat line, starting with the state.
@@ -82,6 +108,16 @@ mod tests {
     }
 
     #[test]
+    fn ip_ext_octets_are_found_by_name() {
+        let t =
+            "TcpExt: A B\nTcpExt: 1 2\nIpExt: InNoRoutes InOctets X OutOctets\nIpExt: 0 405 7 68\n";
+        assert_eq!(ip_ext_octets(t), Some((405, 68)));
+        assert_eq!(ip_ext_octets("IpExt: InOctets OutOctets\n"), None);
+        assert_eq!(ip_ext_octets("IpExt: InOctets\nIpExt: 1\n"), None);
+        assert!(read().virtual_max_bytes > 0);
+    }
+
+    #[test]
     fn comm_with_spaces_and_parens() {
         let f = stat_fields("42 (a) b) c) S 1 2 3").unwrap();
         assert_eq!(f, ["S", "1", "2", "3"]);
@@ -90,16 +126,16 @@ mod tests {
 
 /// The descriptor limit before and after [`raise_nofile_limit`].
 #[derive(Clone, Copy, Debug)]
-pub(super) struct NoFile {
-    pub(super) was: u64,
-    pub(super) soft: u64,
-    pub(super) hard: u64,
+pub struct NoFile {
+    pub was: u64,
+    pub soft: u64,
+    pub hard: u64,
 }
 
 /// Raise the soft `RLIMIT_NOFILE` to the hard limit, as Go's runtime does
 /// at start (upstream's monitor gets it for free): a node with many
 /// sandboxes needs a descriptor per shim connection.
-pub(super) fn raise_nofile_limit() -> NoFile {
+pub fn raise_nofile_limit() -> NoFile {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

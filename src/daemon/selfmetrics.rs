@@ -89,7 +89,7 @@ pub(super) fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
     );
 
     let p = super::procfs::read();
-    let proc_metrics: [(&str, &str, Kind, Value); 6] = [
+    let proc_metrics: [(&str, &str, Kind, Value); 7] = [
         (
             "kata_monitor_process_cpu_seconds_total",
             "Total user and system CPU time spent in seconds.",
@@ -126,9 +126,32 @@ pub(super) fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
             Kind::Gauge,
             Value::Float(p.start_time_seconds),
         ),
+        (
+            "kata_monitor_process_virtual_memory_max_bytes",
+            "Maximum amount of virtual memory available in bytes.",
+            Kind::Gauge,
+            Value::Int(p.virtual_max_bytes),
+        ),
     ];
     for (name, help, kind, v) in proc_metrics {
         w.family(name, help, kind).sample(name, &[], b"", v);
+    }
+    if let Some((rx, tx)) = p.net_octets {
+        for (name, help, v) in [
+            (
+                "kata_monitor_process_network_receive_bytes_total",
+                "Number of bytes received by the process over the network.",
+                rx,
+            ),
+            (
+                "kata_monitor_process_network_transmit_bytes_total",
+                "Number of bytes sent by the process over the network.",
+                tx,
+            ),
+        ] {
+            w.family(name, help, Kind::Counter)
+                .sample(name, &[], b"", v);
+        }
     }
 
     let cri = &d.cri;

@@ -170,7 +170,7 @@ pub fn route(req: &Request, ctx: &Ctx) -> Route {
             page(ctype, body, head_only)
         }
         "/sandboxes" => {
-            let (ctype, body) = sandboxes_page(req.html, ctx.reg);
+            let (ctype, body) = sandboxes_page(req.html, ctx.reg, ctx.debug == DebugAccess::Served);
             page(ctype, body, head_only)
         }
         "/agent-url" => match sandbox_param(req, ctx) {
@@ -374,31 +374,35 @@ fn go_debug(id: String, path: &str, ctx: &Ctx, head_only: bool) -> Result<String
     Ok(id)
 }
 
-fn sandboxes_page(html: bool, reg: &Registry) -> (&'static str, String) {
+fn sandboxes_page(html: bool, reg: &Registry, debug_proxy: bool) -> (&'static str, String) {
     let mut body = String::new();
     if html {
-        body.push_str("<!DOCTYPE html>\n<html><head><title>Kata sandboxes</title></head><body>\n<h1>Sandboxes</h1>\n<ul>\n");
+        // Upstream's page, byte for byte (but for the order); the pprof
+        // link only while the debug proxy is on; an excluded sandbox says
+        // why instead of linking to what it refuses.
+        body.push_str("<h1>Sandbox list</h1>\n<ul>\n");
         for id in reg.ids() {
             // Ids are [A-Za-z0-9._-]: nothing to escape in HTML.
             let q = percent_encode(id);
-            match reg.verdict(id) {
-                Some(Err(e)) => {
-                    let _ = writeln!(
-                        body,
-                        "<li>{id}: excluded ({}) <a href='/agent-url?sandbox={q}'>agent-url</a></li>",
-                        html_escape(&e.explain())
-                    );
-                }
-                _ => {
-                    let _ = writeln!(
-                        body,
-                        "<li>{id}: <a href='/metrics?sandbox={q}'>metrics</a> <a href='/agent-url?sandbox={q}'>agent-url</a></li>"
-                    );
-                }
+            let _ = write!(body, "<li>{id}: ");
+            if let Some(Err(e)) = reg.verdict(id) {
+                let _ = writeln!(
+                    body,
+                    "excluded ({}), <a href='/agent-url?sandbox={q}'>agent-url</a></li>",
+                    html_escape(&e.explain())
+                );
+                continue;
             }
+            if debug_proxy {
+                let _ = write!(body, "<a href='/debug/pprof/?sandbox={q}'>pprof</a>, ");
+            }
+            let _ = writeln!(
+                body,
+                "<a href='/metrics?sandbox={q}'>metrics</a>, <a href='/agent-url?sandbox={q}'>agent-url</a></li>"
+            );
         }
-        body.push_str("</ul>\n</body></html>\n");
-        ("text/html; charset=utf-8", body)
+        body.push_str("</ul>\n");
+        ("text/html", body)
     } else {
         // One id per line, as upstream; an excluded one says why after it.
         for id in reg.ids() {
@@ -419,16 +423,17 @@ fn index_page(html: bool, debug_proxy: bool) -> (&'static str, String) {
     }
     let mut body = String::new();
     if html {
+        // Upstream's page, byte for byte, plus /healthz.
         body.push_str("<h1>Available HTTP endpoints:</h1>\n<ul>");
         for (p, d) in &list {
             if ["/metrics", "/sandboxes", "/healthz"].contains(p) {
-                let _ = writeln!(body, "<li><b><a href='{p}'>{p}</a></b>: {d}</li>");
+                let _ = write!(body, "<li><b><a href='{p}'>{p}</a></b>: {d}\n</li>");
             } else {
-                let _ = writeln!(body, "<li><b>{p}</b>: {d}</li>");
+                let _ = write!(body, "<li><b>{p}</b>: {d}\n</li>");
             }
         }
-        body.push_str("</ul>\n");
-        ("text/html; charset=utf-8", body)
+        body.push_str("</ul>");
+        ("text/html", body)
     } else {
         body.push_str("Available HTTP endpoints:\n");
         let width = list.iter().map(|(p, _)| p.len()).max().unwrap_or(0) + 3;

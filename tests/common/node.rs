@@ -221,6 +221,10 @@ impl Monitor {
         http(self.addr, "GET", target, headers)
     }
 
+    pub fn request(&self, method: &str, target: &str, headers: &[(&str, &str)]) -> Resp {
+        http(self.addr, method, target, headers)
+    }
+
     /// Poll `target` until `f` accepts the answer (or panic after `secs`).
     pub fn wait_for(&self, target: &str, secs: u64, f: impl Fn(&Resp) -> bool) -> Resp {
         let until = Instant::now() + Duration::from_secs(secs);

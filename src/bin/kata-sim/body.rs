@@ -22,31 +22,50 @@ const SMALL: &[u8] = include_bytes!("../../../tests/fixtures/small.prom");
 const LARGE: &[u8] = include_bytes!("../../../tests/fixtures/large.prom");
 const RS: &[u8] = include_bytes!("../../../tests/fixtures/rs-dragonball.prom");
 
-/// Which body a sandbox serves.  `Rs` sandboxes live under the runtime-rs root.
+/// Which body a sandbox serves.  `Rs` sandboxes live under the runtime-rs
+/// root, and so do those of a `--body-file rs:PATH`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyKind {
     Default,
     Small,
     Large,
     Rs,
-    /// The `--body-file` body.
-    File,
+    /// The `--body-file` body of this index (0 for the first one given).
+    File(usize),
 }
 
 impl BodyKind {
+    /// `default`, `small`, `large`, `rs`, `file` (the first `--body-file`)
+    /// or `file:N`.
     pub fn parse(s: &str) -> Option<BodyKind> {
         Some(match s {
             "default" => BodyKind::Default,
             "small" => BodyKind::Small,
             "large" => BodyKind::Large,
             "rs" | "rs-dragonball" => BodyKind::Rs,
-            "file" => BodyKind::File,
-            _ => return None,
+            "file" => BodyKind::File(0),
+            _ => BodyKind::File(s.strip_prefix("file:")?.parse().ok()?),
         })
     }
+}
 
-    pub fn is_rs(self) -> bool {
-        self == BodyKind::Rs
+/// A `--body-file` argument: `PATH`, or `rs:PATH` for a runtime-rs sandbox.
+pub struct BodyFile {
+    pub bytes: Vec<u8>,
+    pub rs: bool,
+}
+
+impl BodyFile {
+    /// Reads the file an argument names.
+    pub fn read(arg: &std::path::Path) -> Result<BodyFile, String> {
+        let s = arg.to_string_lossy();
+        let (rs, path) = match s.strip_prefix("rs:") {
+            Some(p) => (true, std::path::PathBuf::from(p)),
+            None => (false, arg.to_path_buf()),
+        };
+        let bytes =
+            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Ok(BodyFile { bytes, rs })
     }
 }
 
@@ -56,29 +75,47 @@ pub struct Bodies {
     small: Arc<Template>,
     large: Arc<Template>,
     rs: Arc<Template>,
-    file: Option<Arc<Template>>,
+    /// `--body-file` templates and whether they are runtime-rs bodies.
+    files: Vec<(Arc<Template>, bool)>,
 }
 
 impl Bodies {
-    pub fn new(file: Option<Vec<u8>>) -> Bodies {
+    pub fn new(files: Vec<BodyFile>) -> Bodies {
         Bodies {
             default: Arc::new(Template::parse(DEFAULT.to_vec())),
             small: Arc::new(Template::parse(SMALL.to_vec())),
             large: Arc::new(Template::parse(LARGE.to_vec())),
             rs: Arc::new(Template::parse(RS.to_vec())),
-            file: file.map(|b| Arc::new(Template::parse(b))),
+            files: files
+                .into_iter()
+                .map(|f| (Arc::new(Template::parse(f.bytes)), f.rs))
+                .collect(),
         }
     }
 
-    /// The template of `kind`, `None` for `File` without `--body-file`.
+    /// The template of `kind`, `None` for a `File` index not given.
     pub fn get(&self, kind: BodyKind) -> Option<Arc<Template>> {
         Some(Arc::clone(match kind {
             BodyKind::Default => &self.default,
             BodyKind::Small => &self.small,
             BodyKind::Large => &self.large,
             BodyKind::Rs => &self.rs,
-            BodyKind::File => self.file.as_ref()?,
+            BodyKind::File(i) => &self.files.get(i)?.0,
         }))
+    }
+
+    /// Whether sandboxes serving `kind` live under the runtime-rs root.
+    pub fn is_rs(&self, kind: BodyKind) -> bool {
+        match kind {
+            BodyKind::Rs => true,
+            BodyKind::File(i) => self.files.get(i).is_some_and(|f| f.1),
+            _ => false,
+        }
+    }
+
+    /// Number of `--body-file` bodies.
+    pub fn file_count(&self) -> usize {
+        self.files.len()
     }
 }
 
@@ -316,7 +353,7 @@ mod tests {
 
     #[test]
     fn fixtures_have_moving_values() {
-        let b = Bodies::new(None);
+        let b = Bodies::new(Vec::new());
         for kind in [
             BodyKind::Default,
             BodyKind::Small,
@@ -325,6 +362,9 @@ mod tests {
         ] {
             assert!(b.get(kind).unwrap().slot_count() > 0, "{kind:?}");
         }
-        assert!(b.get(BodyKind::File).is_none());
+        assert!(b.get(BodyKind::File(0)).is_none());
+        assert_eq!(BodyKind::parse("file:3"), Some(BodyKind::File(3)));
+        assert_eq!(BodyKind::parse("file"), Some(BodyKind::File(0)));
+        assert_eq!(BodyKind::parse("file:x"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! The stdin control protocol: one command per line, one answer line each.
 //!
 //! ```text
-//! add [KIND]            -> ok <id> <root>      (KIND: default small large rs file)
+//! add [KIND]            -> ok <id> <root>      (KIND: default small large rs file file:N)
 //! remove <ID>           -> ok
 //! fault <ID> <FAULT>    -> ok
 //! list                  -> ok <id> <id> ...    (sorted)
@@ -49,8 +49,9 @@ fn run(node: &mut Node, cmd: &str, args: &[&str]) -> Result<String, String> {
     match (cmd, args) {
         ("add", [] | [_]) => {
             let kind = args.first().copied().unwrap_or("default");
-            let kind = BodyKind::parse(kind)
-                .ok_or_else(|| format!("unknown body {kind} (default small large rs file)"))?;
+            let kind = BodyKind::parse(kind).ok_or_else(|| {
+                format!("unknown body {kind} (default small large rs file file:N)")
+            })?;
             let id = node.add(kind, Fault::Ok)?;
             let sb = node.find(&id).ok_or("vanished")?;
             Ok(format!("{id} {}", sb.root.display()))

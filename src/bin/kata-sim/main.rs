@@ -54,7 +54,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use body::{Bodies, BodyKind};
+use body::{Bodies, BodyFile, BodyKind};
 use faults::Fault;
 use monitor::MonitorOpts;
 use node::Node;
@@ -72,7 +72,9 @@ usage: kata-sim [OPTIONS] [-- MONITOR-ARGS...]
                        exit); at most 17 bytes, for unix socket path limits
   --bodies LIST        bodies cycled over sandboxes: default,small,large,rs
                        (default: default); rs sandboxes live under DIR/kata
-  --body-file PATH     serve this body from every sandbox instead
+  --body-file [rs:]PATH  serve this body instead (repeatable: the files are
+                       cycled over sandboxes; rs: puts them under DIR/kata)
+  --frozen             counters do not move: every scrape gets the body as is
   --content-length     send bodies with Content-Length instead of chunked
   --chunk-size BYTES   chunk size of chunked bodies (default 4096)
   --slow-ms MS         pause between 1 KB pieces of the slow fault (default 50)
@@ -88,6 +90,7 @@ usage: kata-sim [OPTIONS] [-- MONITOR-ARGS...]
 
 stdin commands (each answered by one `ok ...` or `err ...` line on stdout):
   add [KIND] | remove ID | fault ID KIND | list | scrapes ID | quit
+  (KIND: default small large rs, or file:N for the Nth --body-file from 0)
 ";
 
 struct Cli {
@@ -95,7 +98,7 @@ struct Cli {
     ids: Vec<String>,
     dir: Option<PathBuf>,
     bodies: Vec<BodyKind>,
-    body_file: Option<PathBuf>,
+    body_files: Vec<PathBuf>,
     shim: ShimConfig,
     faults: Vec<(usize, Fault)>,
     exit_on_eof: bool,
@@ -110,12 +113,13 @@ fn parse_cli() -> Result<Cli, String> {
         ids: Vec::new(),
         dir: None,
         bodies: vec![BodyKind::Default],
-        body_file: None,
+        body_files: Vec::new(),
         shim: ShimConfig {
             content_length: false,
             chunk_size: 4096,
             slow_ms: 50,
             trace_interval_ms: 50,
+            frozen: false,
         },
         faults: Vec::new(),
         exit_on_eof: false,
@@ -138,12 +142,13 @@ fn parse_cli() -> Result<Cli, String> {
                 let list = p.value().and_then(|v| v.string()).map_err(err)?;
                 cli.bodies = list
                     .split(',')
-                    .map(|b| BodyKind::parse(b.trim()).filter(|k| *k != BodyKind::File))
+                    .map(|b| BodyKind::parse(b.trim()).filter(|k| !matches!(k, BodyKind::File(_))))
                     .collect::<Option<_>>()
                     .filter(|v: &Vec<_>| !v.is_empty())
                     .ok_or_else(|| format!("bad --bodies {list:?}: use default,small,large,rs"))?;
             }
-            Long("body-file") => cli.body_file = Some(p.value().map_err(err)?.into()),
+            Long("body-file") => cli.body_files.push(p.value().map_err(err)?.into()),
+            Long("frozen") => cli.shim.frozen = true,
             Long("content-length") => cli.shim.content_length = true,
             Long("chunk-size") => {
                 cli.shim.chunk_size = p.value().and_then(|v| v.parse()).map_err(err)?;
@@ -219,21 +224,25 @@ enum Event {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
-    let file = match &cli.body_file {
-        Some(p) => Some(std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?),
-        None => None,
-    };
+    let files = cli
+        .body_files
+        .iter()
+        .map(|p| BodyFile::read(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Every sandbox holds a listening socket and its connections: 1000
+    // sandboxes scraped by two monitors need over 3000 fds.
+    kata_monitor::daemon::procfs::raise_nofile_limit();
     let (tx, rx) = mpsc::channel();
     install_signals(tx.clone()).map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
-    let mut node = Node::create(cli.dir.clone(), Bodies::new(file), cli.shim)?;
+    let mut node = Node::create(cli.dir.clone(), Bodies::new(files), cli.shim)?;
     if let Err(e) = node.set_ids(cli.ids.clone()) {
         node.cleanup();
         return Err(e);
     }
     for i in 0..cli.sandboxes {
-        let kind = if cli.body_file.is_some() {
-            BodyKind::File
+        let kind = if !cli.body_files.is_empty() {
+            BodyKind::File(i % cli.body_files.len())
         } else {
             cli.bodies[i % cli.bodies.len()]
         };

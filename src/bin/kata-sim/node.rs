@@ -99,10 +99,14 @@ impl Node {
 
     /// Starts a new sandbox; returns its id.
     pub fn add(&mut self, kind: BodyKind, fault: Fault) -> Result<String, String> {
-        let body = self
-            .bodies
-            .get(kind)
-            .ok_or("body `file` needs --body-file")?;
+        let body = self.bodies.get(kind).ok_or_else(|| match kind {
+            BodyKind::File(i) => format!(
+                "body file:{i} needs {} --body-file (there are {})",
+                i + 1,
+                self.bodies.file_count()
+            ),
+            _ => "no such body".to_string(),
+        })?;
         let index = self.next_index;
         self.next_index += 1;
         let id = self
@@ -113,7 +117,7 @@ impl Node {
         if self.sandboxes.contains_key(&id) {
             return Err(format!("sandbox {id} exists"));
         }
-        let root = if kind.is_rs() {
+        let root = if self.bodies.is_rs(kind) {
             &self.rs_root
         } else {
             &self.go_root

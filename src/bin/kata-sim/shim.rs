@@ -37,6 +37,9 @@ pub struct ShimConfig {
     pub slow_ms: u64,
     /// Pause between the chunks of `/debug/pprof/trace`.
     pub trace_interval_ms: u64,
+    /// Serve every `/metrics` body as the fixture is, counters not moving
+    /// (two clients of one shim then see the same values).
+    pub frozen: bool,
 }
 
 /// State of one sandbox's shim, shared by its accept and connection threads.
@@ -278,7 +281,10 @@ impl Exchange<'_> {
             b"/metrics" => match fault {
                 Fault::Huge => return self.huge(conn, req),
                 Fault::Garbage => self.buf.extend_from_slice(&faults::garbage_body(shim.seed)),
-                _ => shim.body.render(scrape, &mut self.buf),
+                _ => {
+                    let n = if shim.cfg.frozen { 0 } else { scrape };
+                    shim.body.render(n, &mut self.buf)
+                }
             },
             b"/agent-url" => self
                 .buf
