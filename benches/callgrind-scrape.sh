@@ -2,7 +2,7 @@
 # Instructions per /metrics scrape, plain HTTP beside HTTPS, counted by
 # callgrind (user space only, so independent of the machine's load).
 #
-#   benches/callgrind-scrape.sh [-n SANDBOXES] [-g] BIN...
+#   benches/callgrind-scrape.sh [-n SANDBOXES] [-g] [-c ROUNDS] BIN...
 #
 # For each BIN (e.g. target/static/kata-monitor, or builds with another
 # crypto provider) and each mode (http, https; with -g also their gzip
@@ -16,15 +16,24 @@
 # Certificates are made with the openssl CLI (ECDSA P-256, as cert-manager's
 # ECDSA issuers and rcgen make them).
 #
+# With -c ROUNDS, no callgrind: the monitor runs natively and its own CPU
+# time (/proc/<pid>/schedstat, user + system, ns) over 30 scrapes on one
+# connection is taken per mode, the modes alternating ROUNDS times (an
+# interleaved run: load from other processes hits every mode alike).
+#
 # Output: one line per BIN and mode; the figures BENCHMARKS.md quotes.
+# With CALLGRIND_KEEP=DIR, each run's callgrind output is kept there
+# (DIR/<bin>.<mode>.<scrapes>) for callgrind_annotate.
 set -euo pipefail
 
 n=100
 gzip=0
-while getopts "n:g" o; do
+rounds=0
+while getopts "n:gc:" o; do
     case $o in
         n) n=$OPTARG ;;
         g) gzip=1 ;;
+        c) rounds=$OPTARG ;;
         *) exit 2 ;;
     esac
 done
@@ -89,21 +98,74 @@ run() {
         --listen-address "127.0.0.1:$port" --sandbox-dirs "$roots" \
         --runtime-endpoint "$work/no-cri.sock" --shim-timeout 60s --log-level warn \
         "${tls[@]}" 2>"$work/valgrind.log" &
-    local pid=$! i urls=()
-    for i in $(seq 600); do
+    local pid=$! urls=()
+    for _ in $(seq 600); do
         curl -s -o /dev/null "${curl_tls[@]}" "$scheme://localhost:$port/healthz" && break
         sleep 0.1
     done
     # Warm-up connection above; the measured one below: SCRAPES requests.
-    for i in $(seq "$scrapes"); do urls+=(-o /dev/null "$scheme://localhost:$port/metrics"); done
+    for _ in $(seq "$scrapes"); do urls+=(-o /dev/null "$scheme://localhost:$port/metrics"); done
     curl -sf "${curl_tls[@]}" "${enc[@]}" "${urls[@]}"
     kill -TERM "$pid"
     wait "$pid" || true
+    if [ -n "${CALLGRIND_KEEP:-}" ]; then
+        cp "$out" "$CALLGRIND_KEEP/$(basename "$bin").$mode.$scrapes"
+    fi
     sed -n 's/^summary: //p; s/^totals: //p' "$out" | head -n 1
+}
+
+# Native run: MODE BIN -> monitor CPU ns for 30 scrapes (after 3 warm-up
+# scrapes on their own connection).
+cpu() {
+    local mode=$1 bin=$2 scheme=http tls=() curl_tls=() enc=() urls=() before after
+    case $mode in
+        https*)
+            scheme=https
+            tls=(--tls-cert-file "$work/server.pem" --tls-key-file "$work/server.key"
+                --tls-client-ca-file "$work/ca.pem")
+            curl_tls=(--cacert "$work/ca.pem" --cert "$work/client.pem" --key "$work/client.key")
+            ;;
+    esac
+    case $mode in *gzip) enc=(-H "Accept-Encoding: gzip") ;; esac
+    "$bin" --listen-address "127.0.0.1:$port" --sandbox-dirs "$roots" \
+        --runtime-endpoint "$work/no-cri.sock" --log-level warn "${tls[@]}" 2>/dev/null &
+    local pid=$!
+    for _ in $(seq 100); do
+        curl -s -o /dev/null "${curl_tls[@]}" "$scheme://localhost:$port/healthz" && break
+        sleep 0.05
+    done
+    for _ in 1 2 3; do urls+=(-o /dev/null "$scheme://localhost:$port/metrics"); done
+    curl -sf "${curl_tls[@]}" "${enc[@]}" "${urls[@]}"
+    urls=()
+    for _ in $(seq 30); do urls+=(-o /dev/null "$scheme://localhost:$port/metrics"); done
+    read -r before _ </proc/$pid/schedstat
+    curl -sf "${curl_tls[@]}" "${enc[@]}" "${urls[@]}"
+    read -r after _ </proc/$pid/schedstat
+    kill -TERM "$pid"
+    wait "$pid" || true
+    echo $(((after - before) / 30))
 }
 
 modes="http https"
 [ "$gzip" = 0 ] || modes="http https http-gzip https-gzip"
+if [ "$rounds" -gt 0 ]; then
+    for bin in "$@"; do
+        declare -A all=()
+        for _ in $(seq "$rounds"); do
+            for mode in $modes; do
+                all[$mode]="${all[$mode]:-} $(cpu "$mode" "$bin")"
+            done
+        done
+        for mode in $modes; do
+            # shellcheck disable=SC2086
+            med=$(printf '%s\n' ${all[$mode]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+            printf '%s %-10s CPU ms per scrape: median %.2f of%s ns\n' "$bin" "$mode" \
+                "$(echo "$med / 1000000" | bc -l)" "${all[$mode]}"
+        done
+        unset all
+    done
+    exit 0
+fi
 for bin in "$@"; do
     declare -A base=()
     for mode in $modes; do
