@@ -81,10 +81,11 @@ cat <&3 >/dev/null &
 
 port=$((20000 + RANDOM % 20000))
 
-# One monitor run: MODE SCRAPES BIN -> total instructions.
-run() {
-    local mode=$1 scrapes=$2 bin=$3 out="$work/cg.out" scheme=http tls=() curl_tls=() enc=()
-    case $mode in
+# MODE (http, https, http-gzip, https-gzip) -> the caller's scheme, tls
+# (monitor flags), curl_tls and enc (curl flags).
+mode_args() {
+    scheme=http tls=() curl_tls=() enc=()
+    case $1 in
         https*)
             scheme=https
             tls=(--tls-cert-file "$work/server.pem" --tls-key-file "$work/server.key"
@@ -92,7 +93,13 @@ run() {
             curl_tls=(--cacert "$work/ca.pem" --cert "$work/client.pem" --key "$work/client.key")
             ;;
     esac
-    case $mode in *gzip) enc=(-H "Accept-Encoding: gzip") ;; esac
+    case $1 in *gzip) enc=(-H "Accept-Encoding: gzip") ;; esac
+}
+
+# One monitor run: MODE SCRAPES BIN -> total instructions.
+run() {
+    local mode=$1 scrapes=$2 bin=$3 out="$work/cg.out" scheme tls curl_tls enc
+    mode_args "$mode"
     rm -f "$out"
     valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" \
         --listen-address "127.0.0.1:$port" --sandbox-dirs "$roots" \
@@ -117,16 +124,8 @@ run() {
 # Native run: MODE BIN -> monitor CPU ns for 30 scrapes (after 3 warm-up
 # scrapes on their own connection).
 cpu() {
-    local mode=$1 bin=$2 scheme=http tls=() curl_tls=() enc=() urls=() before after
-    case $mode in
-        https*)
-            scheme=https
-            tls=(--tls-cert-file "$work/server.pem" --tls-key-file "$work/server.key"
-                --tls-client-ca-file "$work/ca.pem")
-            curl_tls=(--cacert "$work/ca.pem" --cert "$work/client.pem" --key "$work/client.key")
-            ;;
-    esac
-    case $mode in *gzip) enc=(-H "Accept-Encoding: gzip") ;; esac
+    local mode=$1 bin=$2 scheme tls curl_tls enc urls=() before after
+    mode_args "$mode"
     "$bin" --listen-address "127.0.0.1:$port" --sandbox-dirs "$roots" \
         --runtime-endpoint "$work/no-cri.sock" --log-level warn "${tls[@]}" 2>/dev/null &
     local pid=$!
