@@ -102,20 +102,18 @@ fn unusual_but_valid_bodies() {
     };
     let id = &p.sim.ids[0];
     let (mut g, r) = p.scrape("/metrics", &[]);
-    let labels = "cri_name=\"\",cri_namespace=\"\",cri_uid=\"\"";
+    // Series keys leave out labels with an empty value (Prometheus's
+    // identity), here the pod labels before the CRI answers.
     // DOC_NO_FABRICATION: series upstream makes up.
     for (fam, key) in [
-        (
-            "h",
-            format!("h_bucket{{{labels},le=\"+Inf\",sandbox_id=\"{id}\"}}"),
-        ),
-        ("s", format!("s_sum{{{labels},sandbox_id=\"{id}\"}}")),
-        ("s", format!("s_count{{{labels},sandbox_id=\"{id}\"}}")),
+        ("h", format!("h_bucket{{le=\"+Inf\",sandbox_id=\"{id}\"}}")),
+        ("s", format!("s_sum{{sandbox_id=\"{id}\"}}")),
+        ("s", format!("s_count{{sandbox_id=\"{id}\"}}")),
     ] {
         assert!(g.remove(fam, &key), "Go adds {key}");
         assert!(r.value(fam, &key).is_none(), "we add no {key}");
     }
-    let ts = format!("ts_total{{{labels},sandbox_id=\"{id}\"}}");
+    let ts = format!("ts_total{{sandbox_id=\"{id}\"}}");
     assert_eq!(
         r.fams["ts_total"].timestamps.get(&ts),
         Some(&1_700_000_000_000)
@@ -276,9 +274,7 @@ fn mixed_node_with_pod_labels() {
     // The unknown and the NOT READY sandboxes are served with empty pod
     // labels by both.
     for id in &ids[ids.len() - 2..] {
-        let key = format!(
-            "kata_agent_scrape_count{{cri_name=\"\",cri_namespace=\"\",cri_uid=\"\",sandbox_id=\"{id}\"}}"
-        );
+        let key = format!("kata_agent_scrape_count{{sandbox_id=\"{id}\"}}");
         assert!(
             g.value("kata_agent_scrape_count", &key).is_some(),
             "Go serves {id} without pod labels"
@@ -337,7 +333,7 @@ fn an_invalid_line_drops_the_line_not_the_sandbox() {
         "only the line is lost"
     );
     let dropped = format!(
-        "kata_monitor_dropped_lines_total{{cri_name=\"\",cri_namespace=\"\",cri_uid=\"\",reason=\"bad_metric_name\",sandbox_id=\"{bad_id}\"}}"
+        "kata_monitor_dropped_lines_total{{reason=\"bad_metric_name\",sandbox_id=\"{bad_id}\"}}"
     );
     assert_eq!(
         r.value("kata_monitor_dropped_lines_total", &dropped),
@@ -380,15 +376,10 @@ fn sandboxes_disagreeing_on_type_and_help() {
     let Some(p) = pair(test, &args, &[]) else {
         return;
     };
-    // Sandboxes 0 and 2 serve default.prom, 1 and 3 the other body.
-    let mut by_id = p.sim.ids.clone();
-    by_id.sort();
-    let first_is_default = [&p.sim.ids[0], &p.sim.ids[2]].contains(&&by_id[0]);
-    let (want_help, want_type) = if first_is_default {
-        (help_a, "gauge")
-    } else {
-        (help_b, "counter")
-    };
+    // Sandboxes 0 and 2 serve default.prom, 1 and 3 the other body: two
+    // votes each, so Kata's own TYPE and HELP (default.prom's) decide,
+    // whichever sandbox comes first in id order.
+    let (want_help, want_type) = (help_a, "gauge");
     let (_, r) = p.scrape("/metrics", &[]);
     let meminfo = &r.fams["kata_guest_meminfo"];
     assert_eq!(meminfo.help.as_deref(), Some(want_help));

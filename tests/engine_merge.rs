@@ -325,3 +325,47 @@ fn a_dropped_line_does_not_claim_its_series() {
     assert_eq!(f.samples.len(), 1);
     assert_eq!(f.samples[0].value, "1");
 }
+
+/// HELP is voted like TYPE: the text most sandboxes send, a tie to Kata's
+/// text, then to the sandbox known longest (added first here).
+#[test]
+fn help_is_voted() {
+    let body = |help: &str| {
+        format!(
+            "# HELP kata_guest_load {help}\n# TYPE kata_guest_load gauge\nkata_guest_load{{item=\"load1\"}} 1\n# HELP own_x {help}\nown_x 1\n"
+        )
+    };
+    let help_of = |inputs: &[Input], fam: &str| {
+        let out = run_all(inputs, true).unwrap_or_else(|e| panic!("{e}"));
+        parse(&out).family(fam).unwrap().help.clone()
+    };
+    let kata = "Guest system load.";
+    // Two sandboxes with a newer text outvote one with Kata's.
+    let inputs = vec![
+        Input::new("a", "", "", "", body(kata).as_bytes()),
+        Input::new("b", "", "", "", body("Newer text.").as_bytes()),
+        Input::new("c", "", "", "", body("Newer text.").as_bytes()),
+    ];
+    assert_eq!(
+        help_of(&inputs, "kata_guest_load").as_deref(),
+        Some("Newer text.")
+    );
+    // One against one: Kata's text, whoever is older.
+    let inputs = vec![
+        Input::new("z", "", "", "", body("Fake.").as_bytes()),
+        Input::new("a", "", "", "", body(kata).as_bytes()),
+    ];
+    assert_eq!(help_of(&inputs, "kata_guest_load").as_deref(), Some(kata));
+    // A family Kata does not define: the older sandbox's (added first).
+    assert_eq!(help_of(&inputs, "own_x").as_deref(), Some("Fake."));
+    let (x, y) = (inputs[1].clone(), inputs[0].clone());
+    assert_eq!(help_of(&[x, y], "own_x").as_deref(), Some(kata));
+    // No HELP line is a choice too.
+    let none = "kata_guest_load{item=\"load1\"} 1\nown_x 1\n";
+    let inputs = vec![
+        Input::new("a", "", "", "", body("Fake.").as_bytes()),
+        Input::new("b", "", "", "", none.as_bytes()),
+        Input::new("c", "", "", "", none.as_bytes()),
+    ];
+    assert_eq!(help_of(&inputs, "own_x"), None);
+}

@@ -5,8 +5,13 @@
 
 mod common;
 
-use common::oracle::{Input, run_all};
+use common::expo_check::{LineKind, check_exposition, classify_lines, series_key};
+use common::oracle::{
+    INJECTED, Input, LINE_LEVEL, SAMPLE_LEVEL, build_with, render, run_all, transformed,
+};
+use kata_monitor::wire::expo::{Filter, Limits, Reason};
 use proptest::prelude::*;
+use std::collections::HashMap;
 
 /// Names chosen to collide: suffix families, renamed prefixes, reserved ones.
 const NAMES: &[&str] = &[
@@ -221,6 +226,152 @@ fn clean_sandboxes() -> impl Strategy<Value = Vec<Input>> {
     })
 }
 
+/// What the limits should do to one body, from the independent parser: the
+/// body cut after its last full line within `max_body`, each line over
+/// `max_line` dropped whatever it is, each sample with more than
+/// `max_labels` labels dropped.
+#[derive(Default)]
+struct Expected {
+    /// Samples under every limit: their series keys and values (output form).
+    series: HashMap<String, Vec<String>>,
+    valid: u64,
+    invalid: u64,
+    meta: u64,
+    too_long: u64,
+    too_many_labels: u64,
+    tail: u64,
+}
+
+fn expected(input: &Input, l: Limits) -> Expected {
+    let mut e = Expected::default();
+    let body = &input.body[..];
+    let max = l.max_body as usize;
+    let kept = if body.len() > max {
+        let keep = body[..max]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        let tail = &body[keep..];
+        e.tail = (tail.iter().filter(|&&b| b == b'\n').count()
+            + usize::from(tail.last() != Some(&b'\n'))) as u64;
+        &body[..keep]
+    } else {
+        body
+    };
+    let raw: Vec<&[u8]> = if kept.is_empty() {
+        Vec::new()
+    } else {
+        kept.strip_suffix(b"\n")
+            .unwrap_or(kept)
+            .split(|&b| b == b'\n')
+            .collect()
+    };
+    let kinds = classify_lines(kept);
+    assert_eq!(raw.len(), kinds.len());
+    for (line, kind) in raw.iter().zip(kinds) {
+        if line.len() > l.max_line as usize {
+            e.too_long += 1;
+            continue;
+        }
+        // The lexer drops a renamed-label collision before any limit is
+        // looked at (counted as a sample-level drop).
+        let collision = |s: &common::expo_check::Sample| {
+            s.labels.iter().any(|(n, _)| {
+                n.strip_prefix("exported_")
+                    .is_some_and(|b| INJECTED.contains(&b) && s.label(b).is_some())
+            })
+        };
+        match kind {
+            LineKind::Sample(s) if collision(&s) => e.valid += 1,
+            LineKind::Sample(s) if s.labels.len() > usize::from(l.max_labels) => {
+                e.too_many_labels += 1
+            }
+            LineKind::Sample(s) => {
+                e.valid += 1;
+                let t = transformed(&s, &input.labels);
+                e.series.entry(series_key(&t)).or_default().push(t.value);
+            }
+            LineKind::Invalid(_) => e.invalid += 1,
+            LineKind::Help { .. } | LineKind::Type { .. } => e.meta += 1,
+            _ => {}
+        }
+    }
+    e
+}
+
+/// Tight limits: the output stays valid, holds only samples under every
+/// limit, at most `max_series` per sandbox, and every line is accounted for.
+fn check_limits(inputs: &[Input], limits: Limits) -> Result<(), String> {
+    let expo = build_with(inputs, 0xfeed, limits);
+    let out = render(&expo, &Filter::all(), b"", 4096);
+    let parsed = check_exposition(&out)?;
+    let exp: HashMap<&str, Expected> = inputs
+        .iter()
+        .map(|i| (i.labels[0].as_str(), expected(i, limits)))
+        .collect();
+    let mut kept: HashMap<&str, u64> = HashMap::new();
+    for s in parsed.samples() {
+        let id = s.label("sandbox_id").ok_or("no sandbox_id")?;
+        let key = series_key(s);
+        let values = exp[id]
+            .series
+            .get(&key)
+            .ok_or_else(|| format!("{key}: not a sample under the limits"))?;
+        if !values.contains(&s.value) {
+            return Err(format!("{key}: value {} not in {values:?}", s.value));
+        }
+        *kept.entry(exp.get_key_value(id).unwrap().0).or_default() += 1;
+    }
+    for (k, src) in expo.sources().iter().enumerate() {
+        let d = expo.drops(k);
+        let e = &exp[src.id.as_str()];
+        let n = kept.get(src.id.as_str()).copied().unwrap_or(0);
+        let get = |r| u64::from(d.get(r));
+        let sample: u64 = SAMPLE_LEVEL
+            .iter()
+            .filter(|&&r| r != Reason::TooManyLabels)
+            .map(|&r| get(r))
+            .sum();
+        let line: u64 = LINE_LEVEL
+            .iter()
+            .filter(|&&r| r != Reason::LineTooLong)
+            .map(|&r| get(r))
+            .sum();
+        let counts = (
+            get(Reason::LineTooLong),
+            get(Reason::TooManyLabels),
+            get(Reason::BodyTooLarge),
+            line,
+        );
+        if counts != (e.too_long, e.too_many_labels, e.tail, e.invalid) {
+            return Err(format!(
+                "{}: (too long, too many labels, tail, invalid) {counts:?}, expected {:?}",
+                src.id,
+                (e.too_long, e.too_many_labels, e.tail, e.invalid)
+            ));
+        }
+        // Samples are kept or dropped; TYPE/HELP lines of families past
+        // `max_series` are dropped as too_many_series too.
+        if n > u64::from(limits.max_series) || n + sample < e.valid || n + sample > e.valid + e.meta
+        {
+            return Err(format!(
+                "{}: {n} kept + {sample} dropped, {} valid ({} meta lines), limit {}",
+                src.id, e.valid, e.meta, limits.max_series
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn limits() -> impl Strategy<Value = Limits> {
+    (1u32..40, 0u32..120, 0u8..4, 0u32..1500).prop_map(|(s, l, n, b)| Limits {
+        max_series: s,
+        max_line: l,
+        max_labels: n,
+        max_body: b,
+    })
+}
+
 proptest! {
     // 512 cases by default; PROPTEST_CASES overrides for longer runs.
     #![proptest_config(ProptestConfig {
@@ -233,6 +384,14 @@ proptest! {
         if let Err(e) = run_all(&inputs, false) {
             let bodies: Vec<String> = inputs.iter().map(|i| format!("{:?}", String::from_utf8_lossy(&i.body))).collect();
             prop_assert!(false, "{e}\ninputs: {bodies:#?}");
+        }
+    }
+
+    #[test]
+    fn limits_keep_what_is_under_them(inputs in sandboxes(), l in limits()) {
+        if let Err(e) = check_limits(&inputs, l) {
+            let bodies: Vec<String> = inputs.iter().map(|i| format!("{:?}", String::from_utf8_lossy(&i.body))).collect();
+            prop_assert!(false, "{e}\n{l:?}\ninputs: {bodies:#?}");
         }
     }
 

@@ -1000,9 +1000,19 @@ fn duplicate_series() {
         3,
         "duplicate series",
     );
-    // Distinct label sets are fine. Note: exact label-set identity, so a
-    // label with an empty value is NOT treated as absent.
-    ok("a{x=\"1\"} 1\na{x=\"2\"} 1\na 1\na{x=\"\"} 1\na{y=\"1\"} 1\n");
+    // Prometheus's identity: a label with an empty value is an absent label.
+    bad(
+        "a 1\na{x=\"\"} 2\n",
+        2,
+        "duplicate series a (first at line 1)",
+    );
+    bad(
+        "a{y=\"1\",x=\"\"} 1\na{y=\"1\"} 2\n",
+        2,
+        "duplicate series a{y=\"1\"}",
+    );
+    // Distinct label sets are fine.
+    ok("a{x=\"1\"} 1\na{x=\"2\"} 1\na{x=\"\"} 1\na{y=\"1\"} 1\n");
     ok("# TYPE s summary\ns{quantile=\"0.5\"} 1\ns{quantile=\"0.50\"} 1\n");
     // Escaping keeps keys unambiguous.
     ok("a{x=\"1\\\",y=\\\"2\"} 1\na{x=\"1\",y=\"2\"} 1\n");
@@ -1100,9 +1110,14 @@ fn series_key_canonical() {
         series_key(&s("a", &[("x", "1\",y=\"2")], "1", None)),
         series_key(&s("a", &[("x", "1"), ("y", "2")], "1", None))
     );
-    assert_ne!(
+    // An empty value is an absent label (Prometheus).
+    assert_eq!(
         series_key(&s("a", &[("x", "")], "1", None)),
         series_key(&s("a", &[], "1", None))
+    );
+    assert_eq!(
+        series_key(&s("a", &[("x", ""), ("y", "1")], "1", None)),
+        "a{y=\"1\"}"
     );
     assert_ne!(
         series_key(&s("a", &[("x", "1")], "1", None)),

@@ -103,6 +103,17 @@ fn promtool_accepts_the_output() {
         "\n",
         "# TYPE e_a counter\n",
         "e_g +Inf\n",
+        // Outvoted TYPEs, a summary beside a healthy counter `_count`, a
+        // family a parser would read as part of a healthy histogram, and
+        // one series twice by Prometheus's identity (tests/hostile.rs).
+        "# TYPE kata_guest_load counter\n",
+        "kata_guest_load{item=\"load1\"} 5\n",
+        "# TYPE kata_agent_scrape summary\n",
+        "kata_agent_scrape{quantile=\"0.5\"} 1\n",
+        "kata_agent_scrape_count 1\n",
+        "kata_shim_rpc_durations_histogram_milliseconds_bucket{x=\"1\"} 1\n",
+        "dup_metric{x=\"\"} 5\n",
+        "dup_metric 6\n",
     );
     let _hostile = common::node::FakeShim::start(&hostile_root.join("hostile1"), body.as_bytes());
     let m = Monitor::start(

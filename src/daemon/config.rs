@@ -5,6 +5,7 @@
 //! and `--name=value`. Errors are one line for stderr (exit code 2).
 
 use crate::state::tls::policy::{MinVersion, Policy, parse_cipher_suites};
+use crate::wire::expo::{Limits, lex, limits::MAX_BODY};
 use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -31,7 +32,15 @@ pub struct Config {
     pub max_connections: usize,
     /// 0 disables gzip responses.
     pub gzip_level: u8,
+    /// Largest shim body accepted (fetch fails above it); also what the
+    /// engine indexes at most.
     pub max_shim_body: u64,
+    /// Series kept per sandbox body; later ones are dropped and counted.
+    pub max_series: u32,
+    /// Longest line of a shim body; longer ones are dropped and counted.
+    pub max_line: u32,
+    /// Most labels on a sample line (injected ones not counted).
+    pub max_labels: u8,
     /// `/debug/*` and `/agent-url`: `None` serves them only on a loopback
     /// listener or when client certificates are required.
     pub debug_proxy: Option<bool>,
@@ -72,6 +81,9 @@ impl Default for Config {
             max_connections: 128,
             gzip_level: 1,
             max_shim_body: 32 << 20,
+            max_series: Limits::DEFAULT.max_series,
+            max_line: Limits::DEFAULT.max_line,
+            max_labels: Limits::DEFAULT.max_labels,
             debug_proxy: None,
             max_profile: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),
@@ -83,6 +95,22 @@ impl Default for Config {
         }
     }
 }
+
+impl Config {
+    /// The engine's per-sandbox limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_series: self.max_series,
+            max_line: self.max_line,
+            max_labels: self.max_labels,
+            // Checked at parse time: at most MAX_BODY, which fits.
+            max_body: u32::try_from(self.max_shim_body).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// Largest `--max-series-per-sandbox`.
+pub const MAX_SERIES: u32 = 10_000_000;
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
@@ -109,7 +137,15 @@ Prometheus exporter for Kata Containers sandboxes. Flags may be written
   --shim-timeout DUR         per-shim deadline, e.g. 3s, 500ms [default: 3s]
   --max-connections N        concurrent HTTP connections; more get 503 [default: 128]
   --gzip-level N             gzip level 1-9, 0 disables gzip [default: 1]
-  --max-shim-body SIZE       largest shim response body, e.g. 32MiB [default: 32MiB]
+  --max-shim-body SIZE       largest shim response body, e.g. 32MiB, at most 128MiB
+                             (what the engine indexes); a larger body fails its
+                             sandbox [default: 32MiB]
+  --max-series-per-sandbox N series kept per sandbox, 1 to 10000000; the rest
+                             is dropped and counted (too_many_series) [default: 100000]
+  --max-line-length SIZE     longest shim metrics line, 1KiB to 64KiB; longer
+                             lines are dropped (line_too_long) [default: 16KiB]
+  --max-labels-per-series N  labels on a shim sample line, 1 to 32; lines with
+                             more are dropped (too_many_labels) [default: 32]
   --enable-debug-proxy BOOL  serve /debug/* and /agent-url (shim pprof, command
                              lines, agent URLs) [default: only on a loopback
                              listener or with --tls-client-ca-file; else 403]
@@ -231,25 +267,39 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             }
             "max-connections" => {
                 let v = value(&mut p)?;
-                cfg.max_connections = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=65536).contains(n))
-                    .ok_or_else(|| bad(&v, "1 to 65536"))?;
+                cfg.max_connections = number(&v, 1..=65536).ok_or_else(|| bad(&v, "1 to 65536"))?;
             }
             "gzip-level" => {
                 let v = value(&mut p)?;
-                cfg.gzip_level = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n <= 9)
-                    .ok_or_else(|| bad(&v, "0 to 9"))?;
+                cfg.gzip_level = number(&v, 0..=9).ok_or_else(|| bad(&v, "0 to 9"))?;
             }
             "max-shim-body" => {
                 let v = value(&mut p)?;
                 cfg.max_shim_body = parse_size(&v)
-                    .filter(|n| (1024..=1 << 30).contains(n))
-                    .ok_or_else(|| bad(&v, "a size like 32MiB, 1KiB to 1GiB"))?;
+                    .filter(|n| (1024..=MAX_BODY as u64).contains(n))
+                    .ok_or_else(|| {
+                        bad(
+                            &v,
+                            "a size like 32MiB, 1KiB to 128MiB (what the engine indexes)",
+                        )
+                    })?;
+            }
+            "max-series-per-sandbox" => {
+                let v = value(&mut p)?;
+                cfg.max_series =
+                    number(&v, 1..=MAX_SERIES).ok_or_else(|| bad(&v, "1 to 10000000"))?;
+            }
+            "max-line-length" => {
+                let v = value(&mut p)?;
+                cfg.max_line = parse_size(&v)
+                    .filter(|n| (1024..=lex::MAX_LINE as u64).contains(n))
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| bad(&v, "a size like 16KiB, 1KiB to 64KiB"))?;
+            }
+            "max-labels-per-series" => {
+                let v = value(&mut p)?;
+                cfg.max_labels =
+                    number(&v, 1..=lex::MAX_LABELS as u8).ok_or_else(|| bad(&v, "1 to 32"))?;
             }
             "http-header-timeout" | "http-idle-timeout" => {
                 let v = value(&mut p)?;
@@ -516,6 +566,14 @@ pub fn parse_duration(v: &str) -> Option<Duration> {
     (total.is_finite() && total < 1e9).then(|| Duration::from_secs_f64(total))
 }
 
+/// A decimal number within `range`.
+fn number<T: std::str::FromStr + PartialOrd>(
+    v: &str,
+    range: std::ops::RangeInclusive<T>,
+) -> Option<T> {
+    v.parse().ok().filter(|n| range.contains(n))
+}
+
 /// `32MiB`, `32M`, `1048576`, `64KiB`, `1GiB` (binary units).
 pub fn parse_size(v: &str) -> Option<u64> {
     let v = v.trim();
@@ -566,6 +624,9 @@ mod tests {
             "-enable-debug-proxy=false",
             "-gzip-level=0",
             "-max-shim-body=1MiB",
+            "-max-series-per-sandbox=5000",
+            "-max-line-length=4KiB",
+            "-max-labels-per-series=8",
         ])
         .unwrap();
         assert_eq!(c.runtime_endpoint, PathBuf::from("/run/crio/crio.sock"));
@@ -578,6 +639,26 @@ mod tests {
         assert_eq!(c.debug_proxy, Some(false));
         assert_eq!(c.gzip_level, 0);
         assert_eq!(c.max_shim_body, 1 << 20);
+        assert_eq!(
+            c.limits(),
+            Limits {
+                max_series: 5000,
+                max_line: 4096,
+                max_labels: 8,
+                max_body: 1 << 20,
+            }
+        );
+        assert_eq!(Config::default().limits().max_body, 32 << 20);
+        assert_eq!(
+            run(&["--max-shim-body", "128MiB", "--max-line-length", "64KiB"])
+                .unwrap()
+                .limits(),
+            Limits {
+                max_body: 128 << 20,
+                max_line: 64 << 10,
+                ..Limits::DEFAULT
+            }
+        );
         assert_eq!(
             run(&["-enable-debug-proxy"]).unwrap().debug_proxy,
             Some(true)
@@ -712,6 +793,22 @@ mod tests {
                 ][..],
                 "VersionTLS13",
             ),
+            // What the engine cannot index is refused, not cut.
+            (&["--max-shim-body", "129MiB"][..], "128MiB"),
+            (&["--max-shim-body", "1GiB"][..], "what the engine indexes"),
+            (&["--max-shim-body", "100"][..], "--max-shim-body"),
+            (&["--max-series-per-sandbox", "0"][..], "1 to 10000000"),
+            (&["--max-series-per-sandbox", "-5"][..], "1 to 10000000"),
+            (
+                &["--max-series-per-sandbox", "20000000"][..],
+                "1 to 10000000",
+            ),
+            (&["--max-line-length", "65537"][..], "1KiB to 64KiB"),
+            (&["--max-line-length", "100"][..], "1KiB to 64KiB"),
+            (&["--max-line-length", "1TB"][..], "--max-line-length"),
+            (&["--max-labels-per-series", "0"][..], "1 to 32"),
+            (&["--max-labels-per-series", "33"][..], "1 to 32"),
+            (&["--max-labels-per-series", "x"][..], "1 to 32"),
         ] {
             let e = run(args).unwrap_err();
             assert!(e.contains(needle), "{args:?}: {e}");

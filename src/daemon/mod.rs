@@ -182,7 +182,7 @@ impl Daemon {
         let scraper = Scraper::new(ScrapeConfig {
             shim_timeout: cfg.shim_timeout,
             max_body: cfg.max_shim_body,
-            limits: Default::default(),
+            limits: cfg.limits(),
             seed,
         });
         let mut d = Daemon {

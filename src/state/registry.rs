@@ -44,6 +44,9 @@ pub struct Sandbox {
     pub drops_total: Drops,
     /// Size of the last body, to size the next read buffer.
     pub size_hint: usize,
+    /// When it appeared (a sequence number, lower: known longer): breaks
+    /// tied votes between sandboxes in the merge (`wire::expo::vote`).
+    pub first_seen: u64,
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +54,8 @@ pub struct Registry {
     roots: Vec<PathBuf>,
     map: BTreeMap<String, Sandbox>,
     rules: Rules,
+    /// The next sandbox's `first_seen`.
+    next_seen: u64,
 }
 
 /// What a change did to the list.
@@ -72,6 +77,7 @@ impl Registry {
             roots,
             map: BTreeMap::new(),
             rules,
+            next_seen: 0,
         }
     }
 
@@ -148,8 +154,10 @@ impl Registry {
                         labels: Labels::new([id, "", "", ""]),
                         drops_total: Drops::default(),
                         size_hint: 0,
+                        first_seen: self.next_seen,
                     },
                 );
+                self.next_seen += 1;
                 Change::Added
             }
         }
@@ -268,6 +276,21 @@ mod tests {
         assert!(r.socket_path("x").is_none());
         assert_eq!(r.add(0, "../etc"), Change::None);
         assert!(r.socket_path("../etc").is_none());
+    }
+
+    #[test]
+    fn first_seen_orders_sandboxes_by_arrival() {
+        let mut r = Registry::new(vec!["/r0".into(), "/r1".into()]);
+        r.add(0, "z");
+        r.add(0, "a");
+        r.add(1, "z");
+        let seen = |r: &Registry, id| r.get(id).unwrap().first_seen;
+        assert!(seen(&r, "z") < seen(&r, "a"));
+        // Gone and back: known since it came back.
+        r.remove(0, "z");
+        r.remove(1, "z");
+        r.add(0, "z");
+        assert!(seen(&r, "z") > seen(&r, "a"));
     }
 
     #[test]

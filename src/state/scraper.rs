@@ -78,6 +78,9 @@ pub struct Waiting {
 pub struct SlotResult {
     pub id: String,
     pub labels: Labels,
+    /// The sandbox's `first_seen`: its rank in merge votes and ties
+    /// (the longest-known sandbox first).
+    pub rank: u64,
     pub error: Option<FetchError>,
     pub duration: Duration,
     pub bytes: u64,
@@ -389,7 +392,7 @@ impl Scraper {
         let result = &mut r.results[slot];
         let recycled = r
             .expo
-            .add_range(&result.id, result.labels.clone(), buf, range);
+            .add_range(&result.id, result.labels.clone(), result.rank, buf, range);
         result.duration = now.saturating_duration_since(started);
         result.bytes = bytes;
         let mut rejected = None;
@@ -551,6 +554,7 @@ impl Scraper {
             round.results.push(SlotResult {
                 id: id.to_string(),
                 labels: sb.labels.clone(),
+                rank: sb.first_seen,
                 error: None,
                 duration: Duration::ZERO,
                 bytes: 0,

@@ -205,14 +205,16 @@ pub fn classify_line(line: &str) -> LineKind {
 }
 
 /// Canonical series key: name + labels sorted by name (then value), values
-/// escaped like the exposition format. Samples without labels give just the
-/// name. Equal keys <=> same series.
+/// escaped like the exposition format, labels with an empty value left out
+/// (Prometheus's identity: `a=""` is no label `a`). Samples without
+/// labels give just the name. Equal keys <=> same series.
 pub fn series_key(s: &Sample) -> String {
-    let mut labels: Vec<&(String, String)> = s.labels.iter().collect();
+    let mut labels: Vec<&(String, String)> =
+        s.labels.iter().filter(|(_, v)| !v.is_empty()).collect();
     labels.sort();
     let mut k = String::with_capacity(
         s.name.len()
-            + s.labels
+            + labels
                 .iter()
                 .map(|(n, v)| n.len() + v.len() + 4)
                 .sum::<usize>()

@@ -34,8 +34,42 @@ pub fn engine(data: &[u8]) {
     );
 }
 
+/// Values of the `Content-Length` headers of a head, found by a plain
+/// line split (independent of httparse), trimmed of blanks.
+fn content_lengths(head: &[u8]) -> Vec<&[u8]> {
+    head.split(|&b| b == b'\n')
+        .skip(1)
+        .filter_map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let colon = line.iter().position(|&b| b == b':')?;
+            let name = &line[..colon];
+            name.eq_ignore_ascii_case(b"content-length").then(|| {
+                let v = &line[colon + 1..];
+                let blank = |b: &u8| *b == b' ' || *b == b'\t';
+                let s = v.iter().position(|b| !blank(b)).unwrap_or(v.len());
+                let e = v.iter().rposition(|b| !blank(b)).map_or(s, |e| e + 1);
+                &v[s..e.max(s)]
+            })
+        })
+        .collect()
+}
+
+/// Every `Content-Length` of an accepted head is digits only and they all
+/// agree, with `len` when given (RFC 9110 §8.6; anything laxer is a
+/// smuggling vector). A chunked head may carry them too (chunked wins).
+fn check_lengths(head: &[u8], len: Option<u64>) {
+    let mut seen = len;
+    for v in content_lengths(head) {
+        assert!(!v.is_empty() && v.iter().all(u8::is_ascii_digit), "{v:?}");
+        let n = std::str::from_utf8(v).unwrap().parse::<u64>().unwrap();
+        assert!(seen.is_none_or(|s| s == n), "{v:?} vs {seen:?}");
+        seen = Some(n);
+    }
+}
+
 /// A client's request head: never panics; a complete head's length is
-/// within the input and the limit.
+/// within the input and the limit; what is accepted has digits-only
+/// `Content-Length`s that agree and no dot segment in its path.
 pub fn http_request(data: &[u8]) {
     use kata_monitor::wire::http::request::{self, MAX_HEAD};
     match request::parse(data) {
@@ -44,6 +78,13 @@ pub fn http_request(data: &[u8]) {
             let _ = request::query_values(&req.query, "filter_family").count();
             let _ = request::query_value(&req.query, "sandbox");
             assert!(!req.target.contains(['\r', '\n', ' ']));
+            assert!(!request::has_dot_segment(&req.path), "{:?}", req.path);
+            let decoded_target = request::percent_decode(req.target.split('?').next().unwrap());
+            assert!(decoded_target.is_none_or(|t| !t.split('/').any(|s| s == "." || s == "..")));
+            check_lengths(&data[..n], Some(req.body_len));
+            if content_lengths(&data[..n]).is_empty() {
+                assert_eq!(req.body_len, 0);
+            }
         }
         Ok(None) => assert!(data.len() <= MAX_HEAD),
         Err(_) => {}
@@ -51,9 +92,10 @@ pub fn http_request(data: &[u8]) {
 }
 
 /// A shim's response fed in pieces (sizes from the first byte), decoded in
-/// place: never panics, positions stay ordered, the body cap holds.
+/// place: never panics, positions stay ordered, the body cap holds, and an
+/// accepted head's `Content-Length`s are digits only and say its length.
 pub fn shim_response(data: &[u8]) {
-    use kata_monitor::wire::http::client::{Decoder, parse_head};
+    use kata_monitor::wire::http::client::{BodyFraming, Decoder, parse_head};
     let Some((&cfg, wire)) = data.split_first() else {
         return;
     };
@@ -66,16 +108,22 @@ pub fn shim_response(data: &[u8]) {
     while filled < wire.len() {
         filled = (filled + step).min(wire.len());
         if state.is_none() {
-            match parse_head(&buf[..filled]) {
-                Ok(Some((h, n))) => match Decoder::new(h.framing, limit) {
-                    Ok(d) => {
-                        dec = n;
-                        raw = n;
-                        state = Some(d);
-                    }
-                    Err(_) => return,
-                },
+            let (h, n) = match parse_head(&buf[..filled]) {
+                Ok(Some(head)) => head,
                 Ok(None) => continue,
+                Err(_) => return,
+            };
+            let len = match h.framing {
+                BodyFraming::Length(l) => Some(l),
+                _ => None,
+            };
+            check_lengths(&wire[..n], len);
+            match Decoder::new(h.framing, limit) {
+                Ok(d) => {
+                    dec = n;
+                    raw = n;
+                    state = Some(d);
+                }
                 Err(_) => return,
             }
         }

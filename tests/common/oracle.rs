@@ -4,7 +4,7 @@
 //! Used by the merge tests, the property tests and the fuzz target replays.
 
 use super::expo_check::{self, LineKind, Sample, check_exposition, classify_lines, series_key};
-use kata_monitor::wire::expo::{Exposition, Filter, Labels, Reason};
+use kata_monitor::wire::expo::{Exposition, Filter, Labels, Limits, Reason};
 use kata_monitor::wire::gzip::{GzipEncoder, GzipPump};
 use std::collections::HashMap;
 use std::io::Read;
@@ -29,7 +29,17 @@ impl Input {
 
 /// Build the engine's exposition over `inputs`.
 pub fn build(inputs: &[Input], seed: u64) -> Exposition {
-    let mut expo = Exposition::new(seed);
+    build_with(inputs, seed, Limits::default())
+}
+
+/// [`build`] with per-sandbox limits; sources are ranked in `inputs` order
+/// (the first is known longest).
+pub fn build_with<'a>(
+    inputs: impl IntoIterator<Item = &'a Input>,
+    seed: u64,
+    limits: Limits,
+) -> Exposition {
+    let mut expo = Exposition::with_limits(seed, limits);
     for i in inputs {
         let l = &i.labels;
         expo.add(
@@ -118,7 +128,9 @@ pub fn transformed(s: &Sample, labels: &[String; 4]) -> Sample {
 
 /// Reasons that drop a line the independent parser calls a valid sample
 /// (decided by family context, duplicates or limits).
-pub const SAMPLE_LEVEL: [Reason; 7] = [
+/// (`TooManyLabels` past the lexer's hard cap of 32 may also hit a line that
+/// is invalid further on; no generator writes that many labels.)
+pub const SAMPLE_LEVEL: [Reason; 8] = [
     Reason::RenamedLabelCollision,
     Reason::DuplicateSeries,
     Reason::TypeConflict,
@@ -126,6 +138,7 @@ pub const SAMPLE_LEVEL: [Reason; 7] = [
     Reason::ReservedName,
     Reason::BadLeOrQuantile,
     Reason::TooManySeries,
+    Reason::TooManyLabels,
 ];
 
 /// Reasons for lines the independent parser calls invalid.

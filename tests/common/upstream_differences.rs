@@ -5,9 +5,9 @@
 
 pub const DOC_INVALID_LINES: &str =
     "are dropped and counted per sandbox and reason instead of failing the whole sandbox";
-pub const DOC_TYPE_CONFLICT: &str = "a sandbox whose TYPE disagrees with the first sandbox's for a family loses only that family's samples";
+pub const DOC_TYPE_CONFLICT: &str = "no single sandbox decides for the others";
 pub const DOC_HELP_CONFLICT: &str =
-    "when sandboxes disagree on a family's HELP, the first sandbox in id order gives it";
+    "HELP comes from a sandbox that kept its samples, by the same rule";
 pub const DOC_NO_FABRICATION: &str = "are passed on as they are (upstream's re-encoding adds a `+Inf` bucket and zero `_sum` and `_count` series";
 pub const DOC_ORDER: &str =
     "output order is deterministic (families sorted, sandboxes in id order)";

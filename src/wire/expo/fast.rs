@@ -3,7 +3,8 @@
 //! `name value` or `name{a="x",b="y"} value`, with one space before the
 //! value, no timestamp, label names strictly increasing (so no duplicates),
 //! values without escapes or non-ASCII bytes, and no label named like an
-//! injected one. That is nearly every line of a shim body, and for it the
+//! injected one. (An empty label value is taken, but the line is then not
+//! its own canonical series text.) That is nearly every line of a shim body, and for it the
 //! general parser's bookkeeping (blank skipping, the table of earlier label
 //! names, renames, collisions) has nothing to do.
 //!
@@ -12,7 +13,7 @@
 //! valid or not, returns `None` and the general parser classifies it (and
 //! names the reason it is dropped). `tests` holds the two to the same answer.
 
-use super::lex::{MAX_LABELS, Sample, is_injected};
+use super::lex::{Sample, is_injected};
 use super::number::float_ok;
 use super::swar::{eq, scan_label, scan_name, scan_token, scan_value};
 
@@ -29,8 +30,15 @@ fn after(a: &[u8], b: &[u8]) -> bool {
 /// metric-name start byte), if it has the common shape: its end, with `s`
 /// filled. `None`: ask the general parser. `hint` is a valid metric name
 /// (or empty); when the line's name is exactly it, it is not scanned again.
+/// A line with more than `max_labels` labels is left to the general parser.
 #[inline]
-pub fn sample(l: &[u8], start: usize, s: &mut Sample, hint: &[u8]) -> Option<usize> {
+pub fn sample(
+    l: &[u8],
+    start: usize,
+    s: &mut Sample,
+    hint: &[u8],
+    max_labels: usize,
+) -> Option<usize> {
     debug_assert!(scan_name(hint, 0) == hint.len(), "hint is a metric name");
     let h = start + hint.len();
     let mut i =
@@ -44,6 +52,7 @@ pub fn sample(l: &[u8], start: usize, s: &mut Sample, hint: &[u8]) -> Option<usi
     let mut close = None;
     let mut le = None;
     let mut quantile = None;
+    let mut empty = false;
     match l.get(i) {
         Some(b' ') => {}
         Some(b'{') => {
@@ -62,7 +71,7 @@ pub fn sample(l: &[u8], start: usize, s: &mut Sample, hint: &[u8]) -> Option<usi
                     return None;
                 }
                 if (n > 0 && !after(label, &l[prev.0..prev.1]))
-                    || n == MAX_LABELS
+                    || n == max_labels
                     || is_injected(label)
                     || eq(label, b"__name__")
                 {
@@ -73,6 +82,7 @@ pub fn sample(l: &[u8], start: usize, s: &mut Sample, hint: &[u8]) -> Option<usi
                     return None;
                 }
                 let value = &l[ns + label.len() + 2..i];
+                empty |= value.is_empty();
                 if eq(label, b"le") {
                     le = Some((ns as u32, float_ok(value)));
                 } else if eq(label, b"quantile") {
@@ -112,22 +122,37 @@ pub fn sample(l: &[u8], start: usize, s: &mut Sample, hint: &[u8]) -> Option<usi
         exported: [0; 4],
         n_exported: 0,
         collision: false,
-        canonical: true,
+        canonical: !empty,
     };
     Some(ve)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::lex::{Line, classify_next, classify_next_general, classify_next_hinted};
+    use super::super::lex::{
+        Line, LineLimits, MAX_LABELS, classify_next, classify_next_general, classify_next_hinted,
+    };
     use super::*;
 
     /// The fast path and the general parser agree on `line`: same class,
     /// same end, same layout for samples.
     fn agree(line: &[u8]) {
+        agree_with(line, LineLimits::MAX);
         let (mut a, mut b) = (Sample::default(), Sample::default());
-        let (la, ea) = classify_next(line, &mut a);
-        let (lb, eb) = classify_next_general(line, &mut b);
+        assert_eq!(
+            format!("{:?}", classify_next(line, &mut a)),
+            format!(
+                "{:?}",
+                classify_next_hinted(line, &mut b, b"", LineLimits::MAX)
+            )
+        );
+    }
+
+    /// [`agree`] under the sandbox line limits `lim`.
+    fn agree_with(line: &[u8], lim: LineLimits) {
+        let (mut a, mut b) = (Sample::default(), Sample::default());
+        let (la, ea) = classify_next_hinted(line, &mut a, b"", lim);
+        let (lb, eb) = classify_next_general(line, &mut b, lim);
         let text = String::from_utf8_lossy(line);
         assert_eq!(format!("{la:?}"), format!("{lb:?}"), "{text:?}");
         assert_eq!(ea, eb, "{text:?}");
@@ -143,7 +168,7 @@ mod tests {
                 continue;
             }
             let mut h = Sample::default();
-            let (lh, eh) = classify_next_hinted(line, &mut h, hint);
+            let (lh, eh) = classify_next_hinted(line, &mut h, hint, lim);
             assert_eq!(
                 format!("{lh:?}"),
                 format!("{lb:?}"),
@@ -158,7 +183,7 @@ mod tests {
 
     fn taken(line: &[u8]) -> bool {
         let start = line.iter().position(|&b| b != b' ' && b != b'\t').unwrap();
-        sample(line, start, &mut Sample::default(), b"").is_some()
+        sample(line, start, &mut Sample::default(), b"", MAX_LABELS).is_some()
     }
 
     #[test]
@@ -300,6 +325,11 @@ mod tests {
                 fast += 1;
             }
             agree(&line);
+            let lim = LineLimits {
+                max_line: 10 + next(40),
+                max_labels: next(4),
+            };
+            agree_with(&line, lim);
         }
         // The generator must exercise the fast path, not only the fallbacks.
         assert!(fast > 20_000, "only {fast} lines took the fast path");

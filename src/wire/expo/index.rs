@@ -3,7 +3,7 @@
 //!
 //! Owns: grouping lines into families the way expfmt does, per-sandbox checks
 //! (duplicate HELP/TYPE, TYPE after samples, `le`/`quantile` values, duplicate
-//! series, limits) and the drop counters. Stores byte offsets into the body,
+//! series, the series limit) and the drop counters. Stores byte offsets into the body,
 //! never copies of it. Does not know about other sandboxes (see `merge`).
 //!
 //! Output of a run is the body bytes `[start, end)` with the bytes of each
@@ -12,25 +12,7 @@
 use super::hash::{HashTable, hash_bytes};
 use super::labels::{EXPORTED_PREFIX, Ins, Labels, RENAME_PREFIX};
 use super::lex::{self, Kind, Line, Reason, Sample};
-
-/// Largest body offset an insertion can address (27 bits); bytes beyond are
-/// dropped (the daemon caps bodies far below this).
-pub const MAX_BODY: usize = (1 << 27) - 1;
-
-/// Per-sandbox limits.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Most kept series (and families) per body; the rest is dropped.
-    pub max_series: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_series: 100_000,
-        }
-    }
-}
+use super::limits::{self, Limits};
 
 /// Dropped-line counters by [`Reason`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -145,15 +127,20 @@ struct Cache {
 }
 
 impl BodyIndex {
-    /// Capacity of the index's vectors, in bytes.
-    /// More lines were dropped than samples kept: the body is not an
-    /// exposition with a few bad lines but junk with a few lucky ones (a
-    /// broken shim, a wrong endpoint). The daemon fails such a sandbox
-    /// instead of serving the scraps.
+    /// More lines were dropped as malformed than samples kept: the body is
+    /// not an exposition with a few bad lines but junk with a few lucky ones
+    /// (a broken shim, a wrong endpoint). The daemon fails such a sandbox
+    /// instead of serving the scraps. Lines dropped by a limit do not count:
+    /// a sandbox over its limits keeps what is under them.
     pub fn mostly_invalid(&self) -> bool {
-        self.drops.total() > u64::from(self.samples)
+        let limited: u64 = limits::LIMIT_REASONS
+            .iter()
+            .map(|&r| u64::from(self.drops.get(r)))
+            .sum();
+        self.drops.total() - limited > u64::from(self.samples)
     }
 
+    /// Capacity of the index's vectors, in bytes.
     pub fn held_bytes(&self) -> usize {
         self.fams.capacity() * std::mem::size_of::<Family>()
             + self.runs.capacity() * std::mem::size_of::<Run>()
@@ -180,12 +167,11 @@ impl BodyIndex {
         scratch: &mut Scratch,
     ) {
         self.clear();
-        let body = if body.len() > MAX_BODY {
-            self.drops.add(Reason::LineTooLong, 1);
-            &body[..MAX_BODY]
-        } else {
-            body
-        };
+        let limits = limits.clamped();
+        let (body, tail) = limits::cut(body, limits.max_body as usize);
+        if tail > 0 {
+            self.drops.add(Reason::BodyTooLarge, tail);
+        }
         scratch.fam_table.clear();
         scratch.series.clear();
         // Typical bodies have ~70 bytes per sample line.
@@ -223,10 +209,14 @@ impl Builder<'_> {
         let mut pos = 0usize;
         // The previous sample line's metric name (valid, so a fine hint).
         let mut hint = (0, 0);
+        let lim = lex::LineLimits {
+            max_line: self.limits.max_line as usize,
+            max_labels: usize::from(self.limits.max_labels),
+        };
         while pos < body.len() {
             let start = pos;
             let (line, len) =
-                lex::classify_next_hinted(&body[start..], &mut sample, &body[hint.0..hint.1]);
+                lex::classify_next_hinted(&body[start..], &mut sample, &body[hint.0..hint.1], lim);
             let end = start + len;
             let next = if end < body.len() { end + 1 } else { end };
             pos = next;
@@ -444,8 +434,10 @@ impl Builder<'_> {
 
     /// Is this line's series (same canonical `name{sorted labels}` text, with
     /// the name as it is output: `kata_shim_` prepended for a `renamed`
-    /// family, so a source's `go_x` and `kata_shim_go_x` are one series)
-    /// already kept? If not, remember it.
+    /// family, so a source's `go_x` and `kata_shim_go_x` are one series;
+    /// empty-valued labels left out, so `m{a=""}` and `m` are one series)
+    /// already kept? If not, remember it. The injected labels are the same
+    /// on every line of a body, so they cannot tell two lines apart.
     fn is_duplicate(&mut self, start: usize, next: usize, s: &Sample, renamed: bool) -> bool {
         let body = self.body;
         let line = &body[start..next];
@@ -510,13 +502,15 @@ impl Builder<'_> {
 }
 
 /// Canonical series text of a valid sample line, as it will be output:
-/// `name{a="1",b="2"}` with label names (after `exported_` renames) sorted
-/// and no blanks (`name` alone without labels).
+/// `name{a="1",b="2"}` with label names (after `exported_` renames) sorted,
+/// no blanks, and no label with an empty value (Prometheus's identity: `a=""`
+/// is no label `a`); `name` alone without labels.
 fn canonical(line: &[u8], s: &Sample, prefix: &[u8], pairs: &mut Vec<Pair>, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(prefix);
     out.extend_from_slice(&line[s.name.0 as usize..s.name.1 as usize]);
     lex_pairs(line, s.name.1 as usize, pairs);
+    pairs.retain(|&(_, v)| v.0 != v.1);
     if pairs.is_empty() {
         return;
     }
@@ -716,17 +710,19 @@ bad line
     }
 
     #[test]
-    fn limits() {
-        let mut i = BodyIndex::default();
-        let body: String = (0..10).map(|n| format!("m{n} 1\n")).collect();
-        i.build(
-            body.as_bytes(),
-            &Labels::new(["s", "", "", ""]),
-            1,
-            Limits { max_series: 4 },
-            &mut Scratch::default(),
+    fn empty_label_values_are_absent_labels() {
+        // Prometheus's identity: `a=""` is no label `a`; the first is kept.
+        let i = idx(
+            "m{x=\"\"} 5\nm 6\nm{} 7\nm{a=\"1\",b=\"\"} 1\nm{a=\"1\"} 2\n\
+             m{b=\"\",a=\"1\",c=\"\"} 3\nm{cri_uid=\"\"} 8\nm{a=\"\",b=\"2\"} 9\nm{b=\"2\"} 10\n",
         );
-        assert_eq!(i.samples, 4);
-        assert_eq!(i.drops.get(Reason::TooManySeries), 6);
+        assert_eq!(i.samples, 3);
+        assert_eq!(i.drops.get(Reason::DuplicateSeries), 6);
+        // The kept lines are the first of each identity.
+        let kept: Vec<u32> = i.runs.iter().map(|r| r.start).collect();
+        assert_eq!(kept.len(), 3);
+        // Non-empty values still tell series apart.
+        let i = idx("m{a=\"\",b=\"1\"} 1\nm{a=\"1\",b=\"\"} 2\nm{a=\"0\"} 3\n");
+        assert_eq!(i.samples, 3);
     }
 }

@@ -7,10 +7,30 @@
 //! for both. Positions are relative to the line start. Must not allocate,
 //! panic or look beyond the line it is given.
 
-/// Longest line (without its `\n`) the engine accepts.
-pub const MAX_LINE: usize = 16 * 1024;
-/// Most labels a sample line may carry.
+/// Longest line (without its `\n`) the lexer accepts: the upper bound of
+/// the configurable [`Limits::max_line`](super::Limits).
+pub const MAX_LINE: usize = 64 * 1024;
+/// Most labels a sample line may carry: the upper bound of the configurable
+/// [`Limits::max_labels`](super::Limits). More is counted as
+/// [`Reason::TooManyLabels`].
 pub const MAX_LABELS: usize = 32;
+
+/// The per-line limits (a sandbox's [`Limits`](super::Limits)): a line longer
+/// than `max_line` is [`Reason::LineTooLong`], a sample line with more than
+/// `max_labels` labels (and otherwise valid) is [`Reason::TooManyLabels`].
+#[derive(Clone, Copy, Debug)]
+pub struct LineLimits {
+    pub max_line: usize,
+    pub max_labels: usize,
+}
+
+impl LineLimits {
+    /// What the lexer can do at most.
+    pub const MAX: LineLimits = LineLimits {
+        max_line: MAX_LINE,
+        max_labels: MAX_LABELS,
+    };
+}
 
 /// Why a line (or a group of lines) was dropped. Stable names: they are label
 /// values of `kata_monitor_dropped_lines_total{reason}`.
@@ -35,10 +55,12 @@ pub enum Reason {
     ReservedName,
     TooManySeries,
     RenamedLabelCollision,
+    TooManyLabels,
+    BodyTooLarge,
 }
 
 impl Reason {
-    pub const COUNT: usize = 18;
+    pub const COUNT: usize = 20;
     pub const ALL: [Reason; Reason::COUNT] = [
         Reason::InvalidUtf8,
         Reason::ControlChar,
@@ -58,6 +80,8 @@ impl Reason {
         Reason::ReservedName,
         Reason::TooManySeries,
         Reason::RenamedLabelCollision,
+        Reason::TooManyLabels,
+        Reason::BodyTooLarge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +104,8 @@ impl Reason {
             Reason::ReservedName => "reserved_name",
             Reason::TooManySeries => "too_many_series",
             Reason::RenamedLabelCollision => "renamed_label_collision",
+            Reason::TooManyLabels => "too_many_labels",
+            Reason::BodyTooLarge => "body_too_large",
         }
     }
 }
@@ -160,7 +186,8 @@ pub struct Sample {
     pub collision: bool,
     /// The bytes from the name to `}` are already the canonical series text:
     /// no blanks, no trailing comma or `{}`, label names strictly increasing,
-    /// no `exported_` renames. (Always true without a label set.)
+    /// no `exported_` renames, no empty label value (Prometheus takes
+    /// `a=""` for no label `a`). (Always true without a label set.)
     pub canonical: bool,
 }
 
@@ -237,25 +264,36 @@ pub fn classify(line: &[u8], s: &mut Sample) -> Line {
 /// store-forwarding stall per line).
 #[inline]
 pub fn classify_next(l: &[u8], s: &mut Sample) -> (Line, usize) {
-    classify_impl::<true>(l, s, b"")
+    classify_impl::<true>(l, s, b"", LineLimits::MAX)
 }
 
 /// [`classify_next`] given the metric name of the previous sample line
 /// (consecutive lines mostly share it): a line that starts with exactly
-/// that name skips scanning it. Same answers as without the hint.
+/// that name skips scanning it. Same answers as without the hint. `lim`
+/// (at most [`LineLimits::MAX`]) are the sandbox's line limits.
 #[inline]
-pub fn classify_next_hinted(l: &[u8], s: &mut Sample, hint: &[u8]) -> (Line, usize) {
-    classify_impl::<true>(l, s, hint)
+pub fn classify_next_hinted(
+    l: &[u8],
+    s: &mut Sample,
+    hint: &[u8],
+    lim: LineLimits,
+) -> (Line, usize) {
+    classify_impl::<true>(l, s, hint, lim)
 }
 
 /// [`classify_next`] without the fast path (tests hold the two equal).
 #[cfg(test)]
-pub fn classify_next_general(l: &[u8], s: &mut Sample) -> (Line, usize) {
-    classify_impl::<false>(l, s, b"")
+pub fn classify_next_general(l: &[u8], s: &mut Sample, lim: LineLimits) -> (Line, usize) {
+    classify_impl::<false>(l, s, b"", lim)
 }
 
 #[inline(always)]
-fn classify_impl<const FAST: bool>(l: &[u8], s: &mut Sample, hint: &[u8]) -> (Line, usize) {
+fn classify_impl<const FAST: bool>(
+    l: &[u8],
+    s: &mut Sample,
+    hint: &[u8],
+    lim: LineLimits,
+) -> (Line, usize) {
     let i = skip_blanks(l, 0);
     let (line, end) = if at_eol(l, i) {
         (Line::Blank, i)
@@ -264,11 +302,11 @@ fn classify_impl<const FAST: bool>(l: &[u8], s: &mut Sample, hint: &[u8]) -> (Li
             b'#' => comment(l, i + 1),
             b if is(b, M_START) => {
                 let fast = if FAST {
-                    super::fast::sample(l, i, s, hint)
+                    super::fast::sample(l, i, s, hint, lim.max_labels)
                 } else {
                     None
                 };
-                match fast.map_or_else(|| sample(l, i, s), Ok) {
+                match fast.map_or_else(|| sample(l, i, s, lim.max_labels), Ok) {
                     Ok(end) => (Line::Sample, end),
                     Err(r) => (Line::Invalid(r), line_end(l, i)),
                 }
@@ -277,7 +315,7 @@ fn classify_impl<const FAST: bool>(l: &[u8], s: &mut Sample, hint: &[u8]) -> (Li
             _ => (Line::Invalid(Reason::BadMetricName), line_end(l, i)),
         }
     };
-    if end > MAX_LINE {
+    if end > lim.max_line {
         return (Line::Invalid(Reason::LineTooLong), end);
     }
     (line, end)
@@ -390,7 +428,7 @@ fn meta(l: &[u8], mut i: usize) -> Line {
 
 /// A sample line starting at `start` (a metric-name byte); returns its end.
 /// The general parser: every shape, every error (see `fast` for the common one).
-fn sample(l: &[u8], start: usize, s: &mut Sample) -> Result<usize, Reason> {
+fn sample(l: &[u8], start: usize, s: &mut Sample, max_labels: usize) -> Result<usize, Reason> {
     *s = Sample {
         canonical: true,
         ..Sample::default()
@@ -398,8 +436,9 @@ fn sample(l: &[u8], start: usize, s: &mut Sample) -> Result<usize, Reason> {
     let mut i = scan_name(l, start + 1);
     s.name = (start as u32, i as u32);
     let after_name = i;
+    let mut n_labels = 0;
     if i < l.len() && l[i] == b'{' {
-        i = labels(l, i + 1, s)?;
+        (i, n_labels) = labels(l, i + 1, s)?;
         i = skip_blanks(l, i);
         if at_eol(l, i) {
             return Err(Reason::BadValue);
@@ -437,6 +476,9 @@ fn sample(l: &[u8], start: usize, s: &mut Sample) -> Result<usize, Reason> {
     if s.collision {
         return Err(Reason::RenamedLabelCollision);
     }
+    if n_labels > max_labels {
+        return Err(Reason::TooManyLabels);
+    }
     Ok(end)
 }
 
@@ -457,11 +499,11 @@ fn timestamp(l: &[u8], i: usize) -> Result<usize, Reason> {
     Ok(t_end)
 }
 
-/// Parse a label set starting after `{`; returns the index after `}`.
-fn labels(l: &[u8], mut i: usize, s: &mut Sample) -> Result<usize, Reason> {
-    // Label names seen so far (positions < MAX_LINE fit u16), bit k of
-    // `exp`: name k is renamed `exported_`.
-    let mut names = [(0u16, 0u16); MAX_LABELS];
+/// Parse a label set starting after `{`; returns the index after `}` and the
+/// number of labels.
+fn labels(l: &[u8], mut i: usize, s: &mut Sample) -> Result<(usize, usize), Reason> {
+    // Label names seen so far, bit k of `exp`: name k is renamed `exported_`.
+    let mut names = [(0u32, 0u32); MAX_LABELS];
     let mut exp = 0u32;
     let mut n = 0usize;
     let mut bare = true; // last token was `{` or `,`
@@ -479,7 +521,7 @@ fn labels(l: &[u8], mut i: usize, s: &mut Sample) -> Result<usize, Reason> {
             s.close = Some(i as u32);
             s.bare_close = bare;
             s.canonical &= !bare;
-            return Ok(i + 1);
+            return Ok((i + 1, n));
         }
         if !bare || !is(c, L_START) {
             return Err(if c == b'\r' || c == 0 {
@@ -494,8 +536,11 @@ fn labels(l: &[u8], mut i: usize, s: &mut Sample) -> Result<usize, Reason> {
             return Err(Reason::LineTooLong);
         }
         let name = &l[ns..i];
-        if eq(name, b"__name__") || n == MAX_LABELS {
+        if eq(name, b"__name__") {
             return Err(Reason::BadLabels);
+        }
+        if n == MAX_LABELS {
+            return Err(Reason::TooManyLabels);
         }
         if n > 0 {
             let (a, b) = names[n - 1];
@@ -543,6 +588,8 @@ fn labels(l: &[u8], mut i: usize, s: &mut Sample) -> Result<usize, Reason> {
         if high && std::str::from_utf8(value).is_err() {
             return Err(Reason::InvalidUtf8);
         }
+        // An empty value is no label to Prometheus: not the canonical text.
+        s.canonical &= !value.is_empty();
         i += 1; // closing quote
 
         // Collisions with injected names, duplicates (after renaming).
@@ -557,7 +604,7 @@ fn labels(l: &[u8], mut i: usize, s: &mut Sample) -> Result<usize, Reason> {
             // only if the rest of the line is valid.
             s.collision |= eff_eq(name, exported, other, exp & (1 << k) != 0);
         }
-        names[n] = (ns as u16, (ns + name.len()) as u16);
+        names[n] = (ns as u32, (ns + name.len()) as u32);
         exp |= u32::from(exported) << n;
         n += 1;
         if exported {
@@ -650,7 +697,7 @@ mod tests {
             "m 1",
             r#"m{a="1"} 1"#,
             r#"m{a="1",b="2"} 1"#,
-            r#"m{a="",ab="x"} 1 5"#,
+            r#"m{a="x",ab="x"} 1 5"#,
         ] {
             assert!(s(c).canonical, "{c}");
         }
@@ -664,6 +711,9 @@ mod tests {
             r#"m{a="1",} 1"#,
             r#"m{a="1", b="1"} 1"#,
             "m{} 1",
+            r#"m{a=""} 1"#,
+            r#"m{a="1",b=""} 1"#,
+            r#"m{a="",ab="x"} 1 5"#,
         ] {
             assert!(!s(c).canonical, "{c}");
         }
@@ -709,7 +759,7 @@ mod tests {
         let many: String = (0..=MAX_LABELS).map(|i| format!("l{i}=\"v\",")).collect();
         assert_eq!(
             bad(format!("foo{{{many}}} 1").as_bytes()),
-            Reason::BadLabels
+            Reason::TooManyLabels
         );
     }
 

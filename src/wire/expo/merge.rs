@@ -1,17 +1,24 @@
 //! The merge plan: every family of every sandbox under its output name, sorted,
 //! with the sandboxes contributing to it, in sandbox-id order.
 //!
-//! Owns: cross-sandbox rules. HELP and TYPE come from the first sandbox that
-//! has them; a sandbox whose TYPE disagrees is dropped from that family; a
-//! family that a parser would read as part of an earlier histogram/summary
-//! (`x_bucket` after histogram `x`) is dropped. Drops are booked to the
-//! sandbox whose lines they were. Knows nothing about output buffers.
+//! Owns: cross-sandbox rules, decided by the votes in [`vote`] so that no
+//! single sandbox decides for the others. A family's TYPE is the one most
+//! sandboxes declare; a sandbox whose samples do not fit it is dropped from
+//! that family ([`Reason::TypeConflict`]). Its HELP is the text of a sandbox
+//! that kept its samples, by the same rule: the text most of them send (no
+//! HELP line counts as a choice), a tie to the text Kata defines, then to
+//! the oldest's. Of two families a parser would read as one (`x_bucket` beside
+//! histogram `x`), the one more sandboxes send stays
+//! ([`Reason::NameConflict`] for the other). Drops are booked to the sandbox
+//! whose lines they were. Knows nothing about output buffers.
 
 use super::Source;
 use super::hash::{HashTable, hash_bytes};
 use super::index::{Drops, Family};
+use super::kata_types;
 use super::labels::RENAME_PREFIX;
 use super::lex::{Kind, Reason};
+use super::vote::{self, Age, Ballot, Support};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Member {
@@ -49,6 +56,7 @@ pub struct Plan {
     table: HashTable,
     scratch: Vec<u8>,
     tmp: Vec<(u32, Member)>,
+    ballots: Vec<Ballot>,
 }
 
 /// Output name length of a source family.
@@ -77,6 +85,136 @@ impl Plan {
         self.table
             .probe(h)
             .find(|&g| self.name(&self.fams[g as usize]) == name)
+    }
+
+    /// TYPE and HELP of family `gi`; drops the members that do not fit.
+    fn decide(&mut self, gi: usize, sources: &[Source]) {
+        let (a, b) = self.fams[gi].members;
+        let ms = &mut self.members[a as usize..b as usize];
+        let fam = |m: &Member| &sources[m.src as usize].index.fams[m.fam as usize];
+        let first = fam(&ms[0]);
+        // Nearly always: every member declares the same TYPE, or none does.
+        let uniform = ms
+            .iter()
+            .all(|m| fam(m).typed == first.typed && fam(m).kind == first.kind);
+        let kind = if uniform {
+            first.kind
+        } else {
+            self.ballots.clear();
+            for (i, m) in ms.iter().enumerate() {
+                let f = fam(m);
+                let same_src = i > 0 && ms[i - 1].src == m.src;
+                if !same_src {
+                    self.ballots.push(Ballot {
+                        kind: f.kind,
+                        age: age(sources, m.src),
+                    });
+                } else if f.typed && !fam(&ms[i - 1]).typed {
+                    // A sandbox's ballot is its first declared TYPE.
+                    let last = self.ballots.last_mut().expect("pushed");
+                    if last.kind == Kind::Untyped {
+                        last.kind = f.kind;
+                    }
+                }
+            }
+            let name = &self.names[self.fams[gi].name.0 as usize..self.fams[gi].name.1 as usize];
+            let kind = vote::kind(&self.ballots, kata_types::lookup(name).map(|k| k.kind));
+            for m in ms.iter_mut() {
+                let f = fam(m);
+                if !vote::fits(kind, f.typed, f.kind) {
+                    m.kept = false;
+                    self.drops[m.src as usize].add(Reason::TypeConflict, f.samples);
+                }
+            }
+            kind
+        };
+        let g = &mut self.fams[gi];
+        g.kind = kind;
+        g.kept = ms.iter().any(|m| m.kept);
+        g.help = help(
+            &self.names[g.name.0 as usize..g.name.1 as usize],
+            ms,
+            sources,
+        );
+    }
+
+    /// Families named `x_bucket`/`x_sum`/`x_count` beside family `gi` = `x`,
+    /// a histogram or summary: of each such pair the one with fewer
+    /// sandboxes behind it goes (see [`vote::base_wins`]).
+    fn name_conflicts(&mut self, gi: usize, sources: &[Source], seed: u64) {
+        let g = &self.fams[gi];
+        if !g.kept || !matches!(g.kind, Kind::Histogram | Kind::Summary) {
+            return;
+        }
+        let suffixes: &[&[u8]] = if g.kind == Kind::Histogram {
+            &[b"_bucket", b"_sum", b"_count"]
+        } else {
+            &[b"_sum", b"_count"]
+        };
+        let base_kata =
+            kata_types::lookup(self.name(g)).is_some_and(|k| k.kind == self.fams[gi].kind);
+        let (s0, s1) = self.fams[gi].name;
+        for suffix in suffixes {
+            self.scratch.clear();
+            self.scratch
+                .extend_from_slice(&self.names[s0 as usize..s1 as usize]);
+            self.scratch.extend_from_slice(suffix);
+            let Some(c) = self.lookup(&self.scratch, hash_bytes(seed, &self.scratch)) else {
+                continue;
+            };
+            let c = c as usize;
+            if !self.fams[c].kept {
+                continue;
+            }
+            let base = Support {
+                kata: base_kata,
+                ..self.support(gi, sources)
+            };
+            let other = Support {
+                kata: kata_types::lookup(&self.scratch).is_some(),
+                ..self.support(c, sources)
+            };
+            if vote::base_wins(base, other) {
+                self.drop_family(c, sources);
+            } else {
+                self.drop_family(gi, sources);
+                return;
+            }
+        }
+    }
+
+    /// Sandboxes with kept samples in family `gi`.
+    fn support(&self, gi: usize, sources: &[Source]) -> Support {
+        let (a, b) = self.fams[gi].members;
+        let mut s = Support {
+            sandboxes: 0,
+            oldest: (u64::MAX, u32::MAX),
+            kata: false,
+        };
+        let mut last = None;
+        for m in self.members[a as usize..b as usize]
+            .iter()
+            .filter(|m| m.kept)
+        {
+            if last != Some(m.src) {
+                s.sandboxes += 1;
+                s.oldest = s.oldest.min(age(sources, m.src));
+                last = Some(m.src);
+            }
+        }
+        s
+    }
+
+    fn drop_family(&mut self, gi: usize, sources: &[Source]) {
+        let g = &mut self.fams[gi];
+        g.kept = false;
+        for m in &mut self.members[g.members.0 as usize..g.members.1 as usize] {
+            if m.kept {
+                m.kept = false;
+                let f = &sources[m.src as usize].index.fams[m.fam as usize];
+                self.drops[m.src as usize].add(Reason::NameConflict, f.samples);
+            }
+        }
     }
 
     pub fn build(&mut self, sources: &[Source], seed: u64) {
@@ -157,35 +295,9 @@ impl Plan {
             *slot += 1;
         }
 
-        // 3. Type and help per family; drop sources that disagree.
-        for g in &mut self.fams {
-            let ms = &mut self.members[g.members.0 as usize..g.members.1 as usize];
-            let fam = |m: &Member| &sources[m.src as usize].index.fams[m.fam as usize];
-            g.kind = ms
-                .iter()
-                .map(fam)
-                .find(|f| f.typed)
-                .map_or(Kind::Untyped, |f| f.kind);
-            for m in ms.iter_mut() {
-                let f = fam(m);
-                let agrees = if f.typed {
-                    f.kind == g.kind
-                } else {
-                    // Samples of an undeclared family are plain `name` lines:
-                    // fine in a counter/gauge, not part of a histogram/summary.
-                    !matches!(g.kind, Kind::Histogram | Kind::Summary)
-                };
-                if !agrees {
-                    m.kept = false;
-                    self.drops[m.src as usize].add(Reason::TypeConflict, f.samples);
-                }
-            }
-            g.help = ms
-                .iter()
-                .filter(|m| m.kept && fam(m).help.is_some())
-                .map(|m| (m.src, m.fam))
-                .next();
-            g.kept = ms.iter().any(|m| m.kept);
+        // 3. TYPE and HELP per family, by vote; members that do not fit go.
+        for gi in 0..nf {
+            self.decide(gi, sources);
         }
 
         // 4. Output order.
@@ -197,40 +309,12 @@ impl Plan {
         };
         self.sorted.sort_unstable_by(|&a, &b| name(a).cmp(name(b)));
 
-        // 5. `x_sum` etc. after histogram/summary `x`: a parser would file its
-        //    HELP/TYPE/samples under `x` (expfmt: "second TYPE line"). Drop it.
-        for gi in 0..nf {
-            if !self.fams[gi].kept {
-                continue;
-            }
-            let n = self.name(&self.fams[gi]).to_vec();
-            let mut conflict = false;
-            for (suffix, hist_only) in [
-                (&b"_bucket"[..], true),
-                (b"_sum", false),
-                (b"_count", false),
-            ] {
-                if n.len() > suffix.len() && n.ends_with(suffix) {
-                    let base = &n[..n.len() - suffix.len()];
-                    if let Some(b) = self.lookup(base, hash_bytes(seed, base)) {
-                        let b = &self.fams[b as usize];
-                        conflict |= b.kept
-                            && (b.kind == Kind::Histogram
-                                || (b.kind == Kind::Summary && !hist_only));
-                    }
-                }
-            }
-            if conflict {
-                let g = &mut self.fams[gi];
-                g.kept = false;
-                for m in &mut self.members[g.members.0 as usize..g.members.1 as usize] {
-                    if m.kept {
-                        m.kept = false;
-                        let f = &sources[m.src as usize].index.fams[m.fam as usize];
-                        self.drops[m.src as usize].add(Reason::NameConflict, f.samples);
-                    }
-                }
-            }
+        // 5. `x_sum` etc. beside histogram/summary `x`: a parser would file
+        //    its HELP/TYPE/samples under `x` (expfmt: "second TYPE line").
+        //    One of the two goes, by vote.
+        for k in 0..nf {
+            let gi = self.sorted[k] as usize;
+            self.name_conflicts(gi, sources, seed);
         }
 
         // 6. Sizes.
@@ -256,4 +340,61 @@ impl Plan {
             g.bytes = bytes;
         }
     }
+}
+
+/// Tie-break age of source `src` (sources are in id order).
+fn age(sources: &[Source], src: u32) -> Age {
+    (sources[src as usize].rank, src)
+}
+
+/// The HELP of a family (output name `name`, members `ms` in source order):
+/// (source, family) whose text is used, `None` for no HELP line. Only
+/// members that kept their samples have a say, one per sandbox (its first
+/// member with a HELP line, else "no HELP"); see [`vote::pick`].
+fn help(name: &[u8], ms: &[Member], sources: &[Source]) -> Option<(u32, u32)> {
+    let text = |m: &Member| {
+        let src = &sources[m.src as usize];
+        src.index.fams[m.fam as usize]
+            .help
+            .map(|(a, b)| &src.body()[a as usize..b as usize])
+    };
+    let mut kept = ms.iter().filter(|m| m.kept);
+    let first = kept.next()?;
+    let t0 = text(first);
+    if kept.all(|m| text(m) == t0) {
+        // Nearly always: every sandbox sends the same text.
+        return t0.map(|_| (first.src, first.fam));
+    }
+    // One candidate per sandbox: (text, age, member).
+    let mut cands: Vec<(Option<&[u8]>, Age, &Member)> = Vec::new();
+    for m in ms.iter().filter(|m| m.kept) {
+        match cands.last_mut() {
+            Some(c) if c.2.src == m.src => {
+                if c.0.is_none() && text(m).is_some() {
+                    *c = (text(m), c.1, m);
+                }
+            }
+            _ => cands.push((text(m), age(sources, m.src), m)),
+        }
+    }
+    // Group equal texts (sorted by age within a group: a group's first
+    // candidate is its oldest); then the same rule as for TYPE: most
+    // sandboxes, ties to Kata's text, then to the oldest.
+    cands.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.cmp(&y.1)));
+    let kata = kata_types::lookup(name).map(|k| k.help.as_bytes());
+    let (mut count, mut oldest, mut first) = (Vec::new(), Vec::new(), Vec::new());
+    let mut preferred = None;
+    let mut i = 0;
+    while i < cands.len() {
+        let n = cands[i..].iter().take_while(|c| c.0 == cands[i].0).count();
+        if cands[i].0.is_some() && cands[i].0 == kata {
+            preferred = Some(count.len());
+        }
+        count.push(n as u32);
+        oldest.push(cands[i].1);
+        first.push(i);
+        i += n;
+    }
+    let c = &cands[first[vote::pick(&count, &oldest, preferred)]];
+    c.0.map(|_| (c.2.src, c.2.fam))
 }

@@ -8,7 +8,8 @@
 //! * [`index`]: one pass over a body: families, runs of kept lines, insertion
 //!   points (labels, `kata_shim_` renames, `exported_` renames), drop counters;
 //! * [`merge`]: the cross-sandbox plan (sorted families, HELP/TYPE choice,
-//!   type conflicts);
+//!   type and name conflicts), deciding by the votes in [`vote`] with ties
+//!   broken by [`kata_types`] (the families Kata itself emits);
 //! * [`render`]: the pull cursor that copies body spans and pre-rendered label
 //!   bytes into the caller's buffer;
 //! * [`text`]: a writer for the monitor's own metrics (same escaping rules).
@@ -34,23 +35,29 @@
 mod fast;
 pub mod hash;
 pub mod index;
+pub mod kata_types;
 pub mod labels;
 pub mod lex;
+pub mod limits;
 pub mod merge;
 pub mod number;
 pub mod render;
 mod swar;
 pub mod text;
+pub mod vote;
 
-pub use index::{BodyIndex, Drops, Limits, Scratch};
+pub use index::{BodyIndex, Drops, Scratch};
 pub use labels::Labels;
 pub use lex::{Kind, Reason};
+pub use limits::Limits;
 pub use render::{Cursor, Filter};
 
 /// One sandbox's input: id, injected labels, raw body and its index.
 pub struct Source {
     pub id: String,
     pub labels: Labels,
+    /// Lower is known longer: breaks the merge's tied votes (see `vote`).
+    pub rank: u64,
     /// The buffer the body was read into; the body is `buf[range]`.
     buf: Vec<u8>,
     range: std::ops::Range<usize>,
@@ -99,19 +106,25 @@ impl Exposition {
         self.spare.append(&mut self.sources);
     }
 
-    /// Index `body` and add it. Returns a recycled buffer (stale contents,
+    /// Index `body` and add it, ranked by insertion (the first added counts
+    /// as known longest). Returns a recycled buffer (stale contents,
     /// possibly empty) the caller can read the next body into.
     pub fn add(&mut self, id: &str, labels: Labels, body: Vec<u8>) -> Vec<u8> {
         let n = body.len();
-        self.add_range(id, labels, body, 0..n)
+        let rank = self.sources.len() as u64;
+        self.add_range(id, labels, rank, body, 0..n)
     }
 
     /// Like [`add`](Self::add) for a body that is `buf[range]` (e.g. after
-    /// the HTTP head it was read with): nothing is copied.
+    /// the HTTP head it was read with): nothing is copied. `rank` orders
+    /// sources by how long they have been known (lower: longer; the daemon
+    /// passes a first-seen sequence number): it breaks tied votes between
+    /// sandboxes in the merge.
     pub fn add_range(
         &mut self,
         id: &str,
         labels: Labels,
+        rank: u64,
         buf: Vec<u8>,
         range: std::ops::Range<usize>,
     ) -> Vec<u8> {
@@ -132,6 +145,7 @@ impl Exposition {
         self.sources.push(Source {
             id: old_id,
             labels,
+            rank,
             buf,
             range,
             index,

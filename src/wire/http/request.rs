@@ -4,6 +4,12 @@
 //! framing checks, and decoding of what the routes need (path, query
 //! parameters, `Accept`, `Accept-Encoding`, `Connection`, Prometheus's scrape
 //! timeout header). "Need more bytes" (`Ok(None)`) is kept apart from errors.
+//!
+//! Strict where a lax reading is an attack: `Content-Length` is digits only
+//! and repeated ones must agree (request smuggling behind a proxy), and a
+//! path with a `.` or `..` segment, raw or percent-encoded, is refused
+//! (400) rather than normalized: it is never forwarded to a shim, and no
+//! client of the monitor needs one.
 
 /// Largest request head accepted; beyond it the answer is 431.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -45,7 +51,8 @@ pub struct Request {
 pub enum Error {
     /// Head larger than [`MAX_HEAD`] or too many headers: 431.
     TooLarge,
-    /// Malformed: 400.
+    /// Malformed (including a bad `Content-Length` and dot segments in the
+    /// path): 400.
     Bad,
     /// A request body we do not support (chunked): 501... answered 400 too.
     UnsupportedBody,
@@ -88,9 +95,13 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, Error> {
         Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
         None => path,
     };
+    let decoded = percent_decode(path).ok_or(Error::Bad)?;
+    if has_dot_segment(&decoded) {
+        return Err(Error::Bad);
+    }
     let mut out = Request {
         method,
-        path: percent_decode(path).ok_or(Error::Bad)?,
+        path: decoded,
         query: query.to_string(),
         target: if query.is_empty() {
             path.to_string()
@@ -104,6 +115,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, Error> {
         scrape_timeout: None,
         body_len: 0,
     };
+    let mut length = None;
     for h in req.headers.iter() {
         let v = std::str::from_utf8(h.value).unwrap_or("");
         if h.name.eq_ignore_ascii_case("connection") {
@@ -132,12 +144,18 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, Error> {
                 .ok()
                 .filter(|t| t.is_finite() && *t > 0.0);
         } else if h.name.eq_ignore_ascii_case("content-length") {
-            out.body_len = v.trim().parse().map_err(|_| Error::Bad)?;
+            length = Some(super::fold_content_length(length, h.value).ok_or(Error::Bad)?);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(Error::UnsupportedBody);
         }
     }
+    out.body_len = length.unwrap_or(0);
     Ok(Some((out, n)))
+}
+
+/// Does the (decoded) path have a `.` or `..` segment?
+pub fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|seg| seg == "." || seg == "..")
 }
 
 /// Does an `Accept-Encoding` value allow gzip? `gzip` or `x-gzip` with a
@@ -270,6 +288,72 @@ mod tests {
             req("GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\n").body_len,
             5
         );
+        assert_eq!(
+            req("GET / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length:  5 \r\n\r\n").body_len,
+            5
+        );
+    }
+
+    /// RFC 9110 §8.6: digits only, repeated values equal. Anything else is
+    /// a request a proxy in front of the monitor may frame differently.
+    #[test]
+    fn content_length_is_strict() {
+        for v in [
+            "+5",
+            "-1",
+            "5 5",
+            "5,5",
+            "5, 5",
+            "0x5",
+            "5a",
+            "",
+            "99999999999999999999",
+        ] {
+            let head = format!("GET / HTTP/1.1\r\nContent-Length: {v}\r\n\r\n");
+            assert_eq!(parse(head.as_bytes()), Err(Error::Bad), "{v:?}");
+        }
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            Err(Error::Bad)
+        );
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: +5\r\n\r\n"),
+            Err(Error::Bad)
+        );
+    }
+
+    /// `.` and `..` segments, raw or percent-encoded, are refused before
+    /// anything could forward them to a shim.
+    #[test]
+    fn dot_segments_are_refused() {
+        for t in [
+            "/debug/pprof/../../x",
+            "/debug/pprof/..",
+            "/debug/./vars",
+            "/.",
+            "/debug/pprof/%2e%2e/%2E%2E/x",
+            "/debug/pprof/.%2e/x",
+            "/debug/pprof/..%2fx",
+            "/debug/pprof/%2e/x",
+            "http://h/debug/../x",
+            "/debug/pprof/..?sandbox=a",
+        ] {
+            let head = format!("GET {t} HTTP/1.1\r\n\r\n");
+            assert_eq!(parse(head.as_bytes()), Err(Error::Bad), "{t}");
+        }
+        for t in [
+            "/debug/pprof/...",
+            "/debug/pprof/.x",
+            "/debug/pprof/x..",
+            "/debug/pprof/heap?x=..",
+            "/debug/pprof/a.b",
+            "//x",
+        ] {
+            assert!(
+                parse(format!("GET {t} HTTP/1.1\r\n\r\n").as_bytes()).is_ok(),
+                "{t}"
+            );
+        }
     }
 
     #[test]
