@@ -55,13 +55,21 @@ kata_target() {
     esac
     local var
     var=$(printf '%s' "$K_TARGET" | tr 'a-z-' 'A-Z_')
+    # C code (libzstd, built by zstd-sys through the cc crate) is compiled by
+    # the same gcc that links: cc would otherwise look for a
+    # <arch>-linux-musl-gcc that Debian does not ship. libzstd needs only
+    # memcpy/memset/malloc from the C library, so glibc's headers serve musl.
+    local cvar
+    cvar=$(printf '%s' "$K_TARGET" | tr '-' '_')
     if [ "$K_ARCH" = "$(kata_host_arch)" ]; then
         # Native: the host's cc links, the binary runs as is.
         K_LINKER="" K_QEMU="" K_LINKER_PKGS=""
+        export "CC_${cvar}=cc" "AR_${cvar}=ar"
     else
         K_LINKER="$K_GNU-gcc"
         export "CARGO_TARGET_${var}_LINKER=$K_LINKER"
         export "CARGO_TARGET_${var}_RUNNER=$K_QEMU"
+        export "CC_${cvar}=$K_LINKER" "AR_${cvar}=$K_GNU-ar"
     fi
     export "CARGO_TARGET_${var}_RUSTFLAGS=-C target-feature=+crt-static"
     # ring (the TLS crypto) compiles C and assembly for the target with

@@ -26,6 +26,11 @@ fn metrics(r: &Resp) -> Exposition {
                 .expect("valid gzip");
             plain
         }
+        Some("zstd") => {
+            let zstd =
+                common::decode::decoder("zstd").expect("zstd answers only to tests that have it");
+            common::decode::decode_with(&zstd, &r.body)
+        }
         None => r.body.clone(),
         Some(other) => panic!("unexpected content-encoding {other}"),
     };
@@ -237,6 +242,27 @@ fn gzip_filter_and_passthrough() {
     let r = m.get_with("/metrics", &[("Accept-Encoding", "gzip;q=0, identity")]);
     assert_eq!(r.header("content-encoding"), None);
     metrics(&r);
+    // zstd when asked first or with a higher q, gzip on a tie otherwise.
+    if let Some(zstd) = common::decode::decoder("zstd") {
+        for (accept, want) in [
+            ("zstd,gzip", "zstd"),
+            ("gzip;q=0.5, zstd;q=0.9", "zstd"),
+            ("gzip, zstd", "gzip"),
+        ] {
+            let r = m.get_with("/metrics", &[("Accept-Encoding", accept)]);
+            assert_eq!(r.header("content-encoding"), Some(want), "{accept}");
+            assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+            assert_eq!(sandbox_ids(&metrics(&r)).len(), 3, "{accept}");
+        }
+        let r = m.get_with("/metrics", &[("Accept-Encoding", "zstd")]);
+        let plain = common::decode::decode_with(&zstd, &r.body);
+        assert!(plain.len() > 10 * r.body.len(), "compresses");
+    }
+    // Turned off by its level flag: gzip instead.
+    let m0 = Monitor::start(&sim.roots_arg(), &["--zstd-level", "0"]);
+    let r = m0.get_with("/metrics", &[("Accept-Encoding", "zstd,gzip")]);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    drop(m0);
     // filter_family: prefixes, each family once, own metrics left out.
     let r = m.get("/metrics?filter_family=kata_guest_load,kata_guest_lo,kata_shim_go_gor");
     let e = metrics(&r);

@@ -8,6 +8,7 @@
 //!   kind, both sandbox roots) equals, byte for byte, what this crate's own
 //!   monitor answers for the same node: the exposition engine gives the same
 //!   output on big-endian s390x and on ppc64le, aarch64 and x86_64 musl;
+//! * its gzip and zstd answers decode (with the host's tools) to that text;
 //! * `/healthz` answers 200;
 //! * over HTTPS with a client certificate required (ring's ECDSA P-256,
 //!   X25519 and AES-GCM, webpki's client certificate check, on each
@@ -22,6 +23,7 @@
 
 mod common;
 
+use common::decode::{decode_with, decoder};
 use common::node::{MONITOR, Monitor, Sim};
 use common::peer::{in_path, require_peer};
 use std::path::{Path, PathBuf};
@@ -80,7 +82,13 @@ fn version(program: &Path, lead: &[String]) -> Vec<(String, String)> {
 /// serves its fixture body byte for byte, so two fresh nodes give the same
 /// input. The monitor's own families (timings) are left out by the filter.
 fn scrape(program: &str, lead: &[String]) -> Vec<u8> {
-    let sim = Sim::start(&["--sandboxes", "4", "--bodies", "default,small,large,rs"]);
+    let sim = Sim::start(&[
+        "--sandboxes",
+        "4",
+        "--bodies",
+        "default,small,large,rs",
+        "--frozen",
+    ]);
     let roots = sim.roots_arg();
     let mut args: Vec<&str> = lead.iter().map(String::as_str).collect();
     args.extend([
@@ -102,6 +110,22 @@ fn scrape(program: &str, lead: &[String]) -> Vec<u8> {
         assert!(
             r.text().contains(&format!("sandbox_id=\"{id}\"")),
             "{id} missing"
+        );
+    }
+    // This build's encoders (libzstd compiled for the target, miniz_oxide)
+    // decode, with the host's tools, to the same text (the node is frozen).
+    for coding in ["zstd", "gzip"] {
+        let Some(tool) = decoder(coding) else {
+            continue;
+        };
+        let z = m.get_with(
+            "/metrics?filter_family=kata_",
+            &[("Accept-Encoding", coding)],
+        );
+        assert_eq!(z.header("content-encoding"), Some(coding));
+        assert!(
+            decode_with(&tool, &z.body) == r.body,
+            "{program}: {coding} answer does not decode to the plain one"
         );
     }
     r.body

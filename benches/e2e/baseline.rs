@@ -4,7 +4,8 @@
 //! Per node size, three processes watch the same `kata-sim` node: the
 //! baseline, this monitor with its default gzip level (1), and this monitor
 //! with `--gzip-level 6` (Go's level), so gzip is compared at equal level
-//! too. Series of scrapes alternate between them in rounds (the order
+//! too; the default one also answers a series with `Accept-Encoding: zstd`
+//! (compared with Go's gzip, what Go serves Prometheus). Series of scrapes alternate between them in rounds (the order
 //! flips every round), so both see the same machine load; a series starts
 //! with a warm-up scrape that is not measured. Per figure, both values and
 //! their ratio (baseline / this) are printed as Markdown table rows.
@@ -99,8 +100,17 @@ pub fn run(opts: &Opts, cmd: &str) {
 }
 
 /// Series: 0 baseline plain, 1 ours plain, 2 baseline gzip, 3 ours gzip
-/// (level 1), 4 ours gzip level 6.
-const NAMES: [&str; 5] = ["base", "ours", "base gz", "ours gz", "ours gz6"];
+/// (level 1), 4 ours gzip level 6, 5 ours zstd (level 1).
+const NAMES: [&str; 6] = [
+    "base",
+    "ours",
+    "base gz",
+    "ours gz",
+    "ours gz6",
+    "ours zstd",
+];
+/// The `Accept-Encoding` of each series.
+const CODINGS: [&str; 6] = ["identity", "identity", "gzip", "gzip", "gzip", "zstd"];
 
 fn size(opts: &Opts, cmd: &str, n: usize) {
     let t0 = Instant::now();
@@ -113,7 +123,7 @@ fn size(opts: &Opts, cmd: &str, n: usize) {
     wait_listed(&base, n);
     let ours = monitor(&opts.monitor, &sim, &[]);
     let ours6 = monitor(&opts.monitor, &sim, &["--gzip-level", "6"]);
-    let procs: [&Monitor; 5] = [&base, &ours, &base, &ours, &ours6];
+    let procs: [&Monitor; 6] = [&base, &ours, &base, &ours, &ours6, &ours];
     let idle: Vec<u64> = [&base, &ours, &ours6]
         .iter()
         .map(|m| status_kb(m.child.id(), "VmRSS:"))
@@ -121,18 +131,18 @@ fn size(opts: &Opts, cmd: &str, n: usize) {
     let (scrapes, rounds) = (opts.scrapes_for(n), opts.rounds_for(n));
     let load0 = measure::loadavg();
     let (stat0, sched0) = (stat_cpu_ms(base.child.id()), cpu_ns(base.child.id()));
-    let mut acc: [Acc; 5] = Default::default();
+    let mut acc: [Acc; 6] = Default::default();
     for r in 0..rounds {
         let mut plain = vec![0, 1];
-        let mut gz = vec![2, 3, 4];
+        let mut gz = vec![2, 3, 4, 5];
         if r % 2 == 1 {
             plain.reverse();
         }
-        gz.rotate_left(r % 3);
+        gz.rotate_left(r % 4);
         for i in plain.into_iter().chain(gz) {
             let m = procs[i];
             let warmup = if r == 0 { Opts::warmup_for(n) } else { 1 };
-            let run = scrape_series(m.addr, m.child.id(), i >= 2, scrapes, warmup, true);
+            let run = scrape_series(m.addr, m.child.id(), CODINGS[i], scrapes, warmup, true);
             if std::env::var("E2E_DEBUG").is_ok() {
                 eprintln!(
                     "{n} sandboxes, round {r}, {}: {:.1} ms cpu",
@@ -169,7 +179,7 @@ fn row(figure: &str, base: f64, ours: f64, unit: &str, digits: usize) {
     );
 }
 
-fn print_table(acc: &[Acc; 5], idle: &[u64], peak: &[u64]) {
+fn print_table(acc: &[Acc; 6], idle: &[u64], peak: &[u64]) {
     println!("| figure | baseline | this | ratio |");
     println!("|---|---|---|---|");
     row(
@@ -192,6 +202,13 @@ fn print_table(acc: &[Acc; 5], idle: &[u64], peak: &[u64]) {
         "CPU per scrape, gzip, both level 6",
         acc[2].cpu(),
         acc[4].cpu(),
+        " ms",
+        1,
+    );
+    row(
+        "CPU per scrape, Go gzip 6 vs our zstd 1",
+        acc[2].cpu(),
+        acc[5].cpu(),
         " ms",
         1,
     );
@@ -258,14 +275,30 @@ fn print_table(acc: &[Acc; 5], idle: &[u64], peak: &[u64]) {
         "",
         0,
     );
+    row(
+        "bytes, Go gzip 6 vs our zstd 1",
+        acc[2].bytes as f64,
+        acc[5].bytes as f64,
+        "",
+        0,
+    );
+    row(
+        "p50 latency, Go gzip 6 vs our zstd 1",
+        acc[2].p(0.5),
+        acc[5].p(0.5),
+        " ms",
+        1,
+    );
     for (which, what) in [(0, "series with sandbox_id"), (1, "sandboxes")] {
         let plain_base = acc[0].returned(which);
         let plain_ours = acc[1].returned(which);
         let gz_base = acc[2].returned(which);
         let gz_ours = acc[3].returned(which);
+        let zs_ours = acc[5].returned(which);
         for (how, b, o) in [
             ("plain", plain_base, plain_ours),
             ("gzip", gz_base, gz_ours),
+            ("Go gzip, our zstd", gz_base, zs_ours),
         ] {
             println!(
                 "| {what} per scrape, {how}: median (min) | {:.0} ({}) | {:.0} ({}) | {:.3} |",

@@ -91,8 +91,15 @@ pub fn cri_section(scrapes: usize) {
     let (mut cpu_with, mut cpu_without) = (Vec::new(), Vec::new());
     let (mut bytes_with, mut bytes_without) = (0, 0);
     for _ in 0..3 {
-        let a = scrape_series(with.addr, with.child.id(), false, scrapes, 3, false);
-        let b = scrape_series(without.addr, without.child.id(), false, scrapes, 3, false);
+        let a = scrape_series(with.addr, with.child.id(), "identity", scrapes, 3, false);
+        let b = scrape_series(
+            without.addr,
+            without.child.id(),
+            "identity",
+            scrapes,
+            3,
+            false,
+        );
         cpu_with.push(a.cpu_ms);
         cpu_without.push(b.cpu_ms);
         bytes_with = a.bytes;

@@ -6,7 +6,7 @@
 //! the monitor's CPU time per scrape (every thread's `schedstat`, ns
 //! resolution, user+sys; a final line cross-checks the totals against
 //! `/proc/<pid>/stat` utime+stime), idle and peak RSS (VmRSS before the first
-//! scrape, VmHWM at the end), and response bytes plain and gzip.
+//! scrape, VmHWM at the end), and response bytes plain, gzip and zstd.
 //!
 //! Options: sizes as plain numbers (`-- 100`), `--scrapes N` (per series),
 //! `--rounds N` (interleaved rounds, with `--baseline`), `--monitor PATH`
@@ -25,6 +25,7 @@
 #[allow(dead_code)]
 mod common {
     pub mod cri_client;
+    pub mod decode;
     pub mod fake_cri;
     pub mod go_peer;
     pub mod node;
@@ -151,7 +152,7 @@ fn single(opts: &Opts) {
         measure::loadavg()
     );
     println!(
-        "{:>9} | {:>7} | {:>9} {:>9} {:>11} | {:>9} {:>9} {:>11} | {:>9} {:>9} | {:>11} {:>9}",
+        "{:>9} | {:>7} | {:>9} {:>9} {:>11} | {:>9} {:>9} {:>11} | {:>9} {:>11} | {:>9} {:>9} | {:>11} {:>9} {:>9}",
         "sandboxes",
         "scrapes",
         "p50 ms",
@@ -160,10 +161,13 @@ fn single(opts: &Opts) {
         "gz p50",
         "gz p90",
         "gz cpu ms",
+        "zstd p50",
+        "zstd cpu ms",
         "idle RSS",
         "peak RSS",
         "plain B",
-        "gzip B"
+        "gzip B",
+        "zstd B"
     );
     let mut cross_check = Vec::new();
     for &n in &opts.sizes {
@@ -172,8 +176,9 @@ fn single(opts: &Opts) {
         let (pid, scrapes, warmup) = (m.child.id(), opts.scrapes_for(n), Opts::warmup_for(n));
         let idle = status_kb(pid, "VmRSS:");
         let (stat0, sched0) = (stat_cpu_ms(pid), cpu_ns(pid));
-        let plain = scrape_series(m.addr, pid, false, scrapes, warmup, false);
-        let gz = scrape_series(m.addr, pid, true, scrapes, warmup, false);
+        let plain = scrape_series(m.addr, pid, "identity", scrapes, warmup, false);
+        let gz = scrape_series(m.addr, pid, "gzip", scrapes, warmup, false);
+        let zs = scrape_series(m.addr, pid, "zstd", scrapes, warmup, false);
         let (stat1, sched1) = (stat_cpu_ms(pid), cpu_ns(pid));
         cross_check.push((n, stat1 - stat0, (sched1 - sched0) as f64 / 1e6));
         let peak = status_kb(pid, "VmHWM:");
@@ -183,7 +188,7 @@ fn single(opts: &Opts) {
             }
         }
         println!(
-            "{:>9} | {:>7} | {:>9.2} {:>9.2} {:>11.2} | {:>9.2} {:>9.2} {:>11.2} | {:>6} kB {:>6} kB | {:>11} {:>9}",
+            "{:>9} | {:>7} | {:>9.2} {:>9.2} {:>11.2} | {:>9.2} {:>9.2} {:>11.2} | {:>9.2} {:>11.2} | {:>6} kB {:>6} kB | {:>11} {:>9} {:>9}",
             n,
             scrapes,
             plain.p50_ms,
@@ -192,10 +197,13 @@ fn single(opts: &Opts) {
             gz.p50_ms,
             gz.p90_ms,
             gz.cpu_ms,
+            zs.p50_ms,
+            zs.cpu_ms,
             idle,
             peak,
             plain.bytes,
-            gz.bytes
+            gz.bytes,
+            zs.bytes
         );
     }
     for (n, stat, sched) in cross_check {

@@ -94,17 +94,17 @@ pub struct Run {
 pub fn scrape_series(
     addr: std::net::SocketAddr,
     pid: u32,
-    gzip: bool,
+    coding: &str,
     n: usize,
     warmup: usize,
     count: bool,
 ) -> Run {
     let mut c = Client::connect(addr);
-    let req = if gzip {
-        "GET /metrics HTTP/1.1\r\nHost: b\r\nAccept-Encoding: gzip\r\n\r\n"
-    } else {
-        "GET /metrics HTTP/1.1\r\nHost: b\r\n\r\n"
+    let req = match coding {
+        "identity" => "GET /metrics HTTP/1.1\r\nHost: b\r\n\r\n".to_string(),
+        c => format!("GET /metrics HTTP/1.1\r\nHost: b\r\nAccept-Encoding: {c}\r\n\r\n"),
     };
+    let want = (coding != "identity").then_some(coding);
     let debug = std::env::var("E2E_DEBUG").is_ok();
     // Warm up: buffers, pools, page cache.
     for i in 0..warmup {
@@ -129,12 +129,11 @@ pub fn scrape_series(
         let r = c.response().expect("response");
         lat.push(t.elapsed().as_secs_f64() * 1e3);
         assert_eq!(r.status, 200);
+        // The coding asked for, not a fallback (a full encoder pool).
+        assert_eq!(r.header("content-encoding"), want, "{coding}");
         bytes = r.body.len();
         if count {
-            series.push(count_series(
-                &r.body,
-                r.header("content-encoding") == Some("gzip"),
-            ));
+            series.push(count_series(&r.body, r.header("content-encoding")));
         }
         if debug {
             eprintln!(
@@ -161,15 +160,21 @@ pub fn scrape_series(
 /// Shim series carrying `sandbox_id` (the monitor's own `kata_monitor_*`
 /// families left out: ours has per-sandbox ones, upstream has none) and
 /// the distinct sandboxes they name.
-pub fn count_series(body: &[u8], gzip: bool) -> (usize, usize) {
+pub fn count_series(body: &[u8], coding: Option<&str>) -> (usize, usize) {
     let mut plain = Vec::new();
-    let body = if gzip {
-        flate2::read::GzDecoder::new(body)
-            .read_to_end(&mut plain)
-            .expect("valid gzip");
-        &plain[..]
-    } else {
-        body
+    let body = match coding {
+        None => body,
+        Some("gzip") => {
+            flate2::read::GzDecoder::new(body)
+                .read_to_end(&mut plain)
+                .expect("valid gzip");
+            &plain[..]
+        }
+        Some(c) => {
+            let tool = crate::common::decode::decoder(c).expect("a decoder for a coding asked for");
+            plain = crate::common::decode::decode_with(&tool, body);
+            &plain[..]
+        }
     };
     let needle = b"sandbox_id=\"";
     let mut ids: HashSet<&[u8]> = HashSet::new();

@@ -6,7 +6,7 @@
 use super::io::{Io, Op, out_of_fds};
 use super::token::{Source, token};
 use super::{ACCEPT_RETRY, Client, Daemon, Ready, TimerKey};
-use crate::state::body::{Body, MetricsBody};
+use crate::state::body::{Body, MetricsBody, Pump};
 use crate::state::conn::{CloseReason, Conn, Event};
 use crate::state::proxy::Reply;
 use crate::state::routes::{self, Route};
@@ -14,6 +14,7 @@ use crate::state::scraper::{Snapshot, Waiting};
 use crate::state::slab::Key;
 #[cfg(feature = "tls")]
 use crate::state::tls::{Failure, FailureKind, Session};
+use crate::wire::http::request::Coding;
 use crate::wire::http::response::{Framing, SERVICE_UNAVAILABLE};
 use mio::Interest;
 use mio::net::TcpStream;
@@ -273,13 +274,13 @@ impl Daemon {
             }
             Route::Metrics {
                 filter,
-                gzip,
+                accept,
                 head_only,
                 scrape_timeout,
             } => {
                 let w = Waiting {
                     filter,
-                    gzip,
+                    accept,
                     head_only,
                     arrived: now,
                 };
@@ -321,10 +322,11 @@ impl Daemon {
             Vec::new()
         };
         let cursor = snap.expo.cursor(&w.filter, head);
-        let gzip = if w.gzip { self.gzip_pump() } else { None };
-        self.scraper.stats.responses[usize::from(gzip.is_some())] += 1;
+        let pump = self.pump(&w.accept);
+        let coding = pump.as_ref().map_or(Coding::Identity, Pump::coding);
+        self.scraper.stats.responses[coding as usize] += 1;
         let c = self.clients.get_mut(key).expect("checked");
-        let framing = match gzip {
+        let framing = match pump {
             None => Framing::Length(cursor.len()),
             Some(_) => c.conn.stream_framing(),
         };
@@ -332,10 +334,12 @@ impl Daemon {
             ("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
             ("Vary", "Accept-Encoding"),
         ];
-        if gzip.is_some() {
-            headers.push(("Content-Encoding", "gzip"));
+        match coding {
+            Coding::Identity => {}
+            Coding::Gzip => headers.push(("Content-Encoding", "gzip")),
+            Coding::Zstd => headers.push(("Content-Encoding", "zstd")),
         }
-        let body = MetricsBody::new(snap, cursor, gzip, framing == Framing::Chunked);
+        let body = MetricsBody::new(snap, cursor, pump, framing == Framing::Chunked);
         c.conn.start(
             200,
             &headers,
@@ -351,8 +355,8 @@ impl Daemon {
     fn release_body(&mut self, key: Key, body: Body, now: Instant) {
         match body {
             Body::Metrics(m) => {
-                if let Some(pump) = m.gzip {
-                    self.put_gzip(pump);
+                if let Some(pump) = m.pump {
+                    self.put_pump(pump);
                 }
             }
             Body::Relay { .. } => {

@@ -32,6 +32,8 @@ pub struct Config {
     pub max_connections: usize,
     /// 0 disables gzip responses.
     pub gzip_level: u8,
+    /// 0 disables zstd responses.
+    pub zstd_level: u8,
     /// Largest shim body accepted (fetch fails above it); also what the
     /// engine indexes at most.
     pub max_shim_body: u64,
@@ -80,6 +82,7 @@ impl Default for Config {
             shim_timeout: Duration::from_secs(3),
             max_connections: 128,
             gzip_level: 1,
+            zstd_level: 1,
             max_shim_body: 32 << 20,
             max_series: Limits::DEFAULT.max_series,
             max_line: Limits::DEFAULT.max_line,
@@ -137,6 +140,7 @@ Prometheus exporter for Kata Containers sandboxes. Flags may be written
   --shim-timeout DUR         per-shim deadline, e.g. 3s, 500ms [default: 3s]
   --max-connections N        concurrent HTTP connections; more get 503 [default: 128]
   --gzip-level N             gzip level 1-9, 0 disables gzip [default: 1]
+  --zstd-level N             zstd level 1-19, 0 disables zstd [default: 1]
   --max-shim-body SIZE       largest shim response body, e.g. 32MiB, at most 128MiB
                              (what the engine indexes); a larger body fails its
                              sandbox [default: 32MiB]
@@ -272,6 +276,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             "gzip-level" => {
                 let v = value(&mut p)?;
                 cfg.gzip_level = number(&v, 0..=9).ok_or_else(|| bad(&v, "0 to 9"))?;
+            }
+            "zstd-level" => {
+                let v = value(&mut p)?;
+                cfg.zstd_level = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 19)
+                    .ok_or_else(|| bad(&v, "0 to 19"))?;
             }
             "max-shim-body" => {
                 let v = value(&mut p)?;
@@ -623,6 +635,7 @@ mod tests {
             "-max-connections=4",
             "-enable-debug-proxy=false",
             "-gzip-level=0",
+            "-zstd-level=0",
             "-max-shim-body=1MiB",
             "-max-series-per-sandbox=5000",
             "-max-line-length=4KiB",
@@ -638,6 +651,7 @@ mod tests {
         assert_eq!(c.max_connections, 4);
         assert_eq!(c.debug_proxy, Some(false));
         assert_eq!(c.gzip_level, 0);
+        assert_eq!(c.zstd_level, 0);
         assert_eq!(c.max_shim_body, 1 << 20);
         assert_eq!(
             c.limits(),

@@ -31,6 +31,7 @@ mod token;
 mod tracing_log;
 mod watch;
 
+use crate::state::body::Pump;
 use crate::state::conn::{Conn, Timeouts};
 use crate::state::proxy::Profiling;
 use crate::state::registry::Registry;
@@ -39,7 +40,9 @@ use crate::state::scraper::{ScrapeConfig, Scraper};
 use crate::state::shim::Exchange;
 use crate::state::slab::{Key, Slab};
 use crate::state::timers::Timers;
-use crate::wire::gzip::GzipPump;
+use crate::wire::gzip::{GzipEncoder, GzipPump};
+use crate::wire::http::request::{AcceptEncoding, Coding};
+use crate::wire::zstd::ZstdPump;
 use config::Config;
 use mio::net::{TcpListener, TcpStream, UnixStream};
 use mio::unix::SourceFd;
@@ -51,6 +54,10 @@ use token::{Source, token};
 /// Concurrent gzip responses (each holds ~300 KB of compressor state); more
 /// are answered uncompressed.
 const MAX_GZIP: usize = 4;
+/// Concurrent zstd responses (each holds ~3 MB: its 2 MiB window); more
+/// are answered with gzip (or uncompressed). One context is kept between
+/// scrapes.
+const MAX_ZSTD: usize = 2;
 /// After running out of descriptors, keep-alive to shims stays off this long.
 const FD_PRESSURE: Duration = Duration::from_secs(10);
 /// Accepts paused for lack of descriptors are retried this often (and as
@@ -128,6 +135,8 @@ pub struct Daemon {
     lingering: VecDeque<Key>,
     gzip_pool: Vec<GzipPump>,
     gzip_active: usize,
+    zstd_pool: Vec<ZstdPump>,
+    zstd_active: usize,
     accept_paused: bool,
     fd_pressure_until: Option<Instant>,
     /// HTTPS: the certificate files and the configuration they make.
@@ -210,6 +219,8 @@ impl Daemon {
             lingering: VecDeque::new(),
             gzip_pool: Vec::new(),
             gzip_active: 0,
+            zstd_pool: Vec::new(),
+            zstd_active: 0,
             accept_paused: false,
             fd_pressure_until: None,
             #[cfg(feature = "tls")]
@@ -448,21 +459,49 @@ impl Daemon {
         }
     }
 
-    fn gzip_pump(&mut self) -> Option<GzipPump> {
-        if self.cfg.gzip_level == 0 || self.gzip_active >= MAX_GZIP {
-            return None;
+    /// A compressor for an answer, as the request allows and the server
+    /// offers (a level of 0 turns a coding off; so does a full pool).
+    fn pump(&mut self, accept: &AcceptEncoding) -> Option<Pump> {
+        let gzip = self.cfg.gzip_level > 0 && self.gzip_active < MAX_GZIP;
+        let zstd = self.cfg.zstd_level > 0 && self.zstd_active < MAX_ZSTD;
+        match accept.choose(gzip, zstd) {
+            Coding::Identity => None,
+            Coding::Gzip => {
+                self.gzip_active += 1;
+                let level = self.cfg.gzip_level;
+                let pump = self
+                    .gzip_pool
+                    .pop()
+                    .unwrap_or_else(|| GzipPump::new(GzipEncoder::new(level)));
+                Some(Pump::Gzip(pump))
+            }
+            Coding::Zstd => {
+                self.zstd_active += 1;
+                let level = self.cfg.zstd_level;
+                let pump = self
+                    .zstd_pool
+                    .pop()
+                    .unwrap_or_else(|| ZstdPump::new(i32::from(level)));
+                Some(Pump::Zstd(pump))
+            }
         }
-        self.gzip_active += 1;
-        Some(self.gzip_pool.pop().unwrap_or_else(|| {
-            GzipPump::new(crate::wire::gzip::GzipEncoder::new(self.cfg.gzip_level))
-        }))
     }
 
-    fn put_gzip(&mut self, mut pump: GzipPump) {
+    fn put_pump(&mut self, mut pump: Pump) {
         pump.reset();
-        self.gzip_active -= 1;
-        if self.gzip_pool.len() < MAX_GZIP {
-            self.gzip_pool.push(pump);
+        match pump {
+            Pump::Gzip(p) => {
+                self.gzip_active -= 1;
+                if self.gzip_pool.len() < MAX_GZIP {
+                    self.gzip_pool.push(p);
+                }
+            }
+            Pump::Zstd(p) => {
+                self.zstd_active -= 1;
+                if self.zstd_pool.is_empty() {
+                    self.zstd_pool.push(p);
+                }
+            }
         }
     }
 

@@ -59,7 +59,7 @@ pub(super) fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
         "Merged /metrics answers started, by content encoding.",
         Kind::Counter,
     );
-    for (i, enc) in ["identity", "gzip"].into_iter().enumerate() {
+    for (i, enc) in ["identity", "gzip", "zstd"].into_iter().enumerate() {
         w.sample(n, &[("encoding", enc)], b"", st.responses[i]);
     }
     w.family(

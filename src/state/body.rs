@@ -2,7 +2,8 @@
 //!
 //! Owns: [`OutBuf`] (fixed room: a slow reader gets backpressure, never a
 //! growing buffer), the `/metrics` body ([`MetricsBody`]: the engine's
-//! cursor over a snapshot, optionally through gzip, optionally chunked),
+//! cursor over a snapshot, optionally through gzip or zstd, optionally
+//! chunked),
 //! and the relayed body filled from a shim by the reactor.
 //!
 //! Must not: touch sockets, read the clock, log.
@@ -10,7 +11,9 @@
 use super::scraper::Snapshot;
 use crate::wire::expo::Cursor;
 use crate::wire::gzip::GzipPump;
+use crate::wire::http::request::Coding;
 use crate::wire::http::response::{self, CHUNK_END, CHUNK_HEAD_ROOM, LAST_CHUNK};
+use crate::wire::zstd::ZstdPump;
 use std::rc::Rc;
 
 /// Output buffer size for streamed bodies.
@@ -90,21 +93,53 @@ impl OutBuf {
     }
 }
 
+/// A compressor a `/metrics` body is pulled through.
+pub enum Pump {
+    Gzip(GzipPump),
+    Zstd(ZstdPump),
+}
+
+impl Pump {
+    pub fn coding(&self) -> Coding {
+        match self {
+            Pump::Gzip(_) => Coding::Gzip,
+            Pump::Zstd(_) => Coding::Zstd,
+        }
+    }
+
+    /// Prepare for another response, keeping the allocations.
+    pub fn reset(&mut self) {
+        match self {
+            Pump::Gzip(p) => p.reset(),
+            Pump::Zstd(p) => p.reset(),
+        }
+    }
+
+    /// Compressed bytes into `out` from what `src` renders; 0 at the end.
+    #[inline]
+    pub fn fill(&mut self, out: &mut [u8], src: impl FnMut(&mut [u8]) -> usize) -> usize {
+        match self {
+            Pump::Gzip(p) => p.fill(out, src),
+            Pump::Zstd(p) => p.fill(out, src),
+        }
+    }
+}
+
 /// A `/metrics` body rendered from a snapshot.
 pub struct MetricsBody {
     pub snap: Rc<Snapshot>,
     pub cursor: Cursor,
-    pub gzip: Option<GzipPump>,
+    pub pump: Option<Pump>,
     pub chunked: bool,
     finished: bool,
 }
 
 impl MetricsBody {
-    pub fn new(snap: Rc<Snapshot>, cursor: Cursor, gzip: Option<GzipPump>, chunked: bool) -> Self {
+    pub fn new(snap: Rc<Snapshot>, cursor: Cursor, pump: Option<Pump>, chunked: bool) -> Self {
         MetricsBody {
             snap,
             cursor,
-            gzip,
+            pump,
             chunked,
             finished: false,
         }
@@ -131,7 +166,7 @@ impl MetricsBody {
         let area_end = space.len() - tail_room;
         let area = &mut space[head_room..area_end];
         let cursor = &mut self.cursor;
-        let n = match self.gzip.as_mut() {
+        let n = match self.pump.as_mut() {
             Some(pump) => pump.fill(area, |b| cursor.fill(expo, b)),
             None => cursor.fill(expo, area),
         };

@@ -12,7 +12,7 @@ use super::proxy::{ProxyKind, ProxyRequest, Reply};
 use super::registry::Registry;
 use crate::wire::expo::Filter;
 use crate::wire::http::request::{
-    Method, Request, percent_encode, query_has, query_value, query_values,
+    AcceptEncoding, Method, Request, percent_encode, query_has, query_value, query_values,
 };
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -118,7 +118,7 @@ pub enum Route {
     /// The merged `/metrics`.
     Metrics {
         filter: Filter,
-        gzip: bool,
+        accept: AcceptEncoding,
         head_only: bool,
         scrape_timeout: Option<f64>,
     },
@@ -160,7 +160,7 @@ pub fn route(req: &Request, ctx: &Ctx) -> Route {
             let values: Vec<String> = query_values(&req.query, "filter_family").collect();
             Route::Metrics {
                 filter: Filter::from_values(values.iter().map(String::as_str)),
-                gzip: req.gzip,
+                accept: req.accept,
                 head_only,
                 scrape_timeout: req.scrape_timeout,
             }
@@ -469,6 +469,7 @@ fn html_escape(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::wire::http::request;
+    use crate::wire::http::request::Coding;
 
     fn req(s: &str) -> Request {
         request::parse(s.as_bytes()).unwrap().unwrap().0
@@ -506,12 +507,12 @@ mod tests {
         ) {
             Route::Metrics {
                 filter,
-                gzip,
+                accept,
                 head_only,
                 scrape_timeout,
             } => {
                 assert!(!filter.is_all() && filter.matches(b"kata_guest_load"));
-                assert!(gzip && !head_only);
+                assert!(accept.allows(Coding::Gzip) && !head_only);
                 assert_eq!(scrape_timeout, Some(5.0));
             }
             other => panic!("{other:?}"),

@@ -19,6 +19,7 @@ use super::outcome::FetchError;
 use super::registry::Registry;
 use super::slab::Key;
 use crate::wire::expo::{Exposition, Filter, Labels, Limits};
+use crate::wire::http::request::AcceptEncoding;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -42,8 +43,9 @@ pub const TRIM_AFTER: Duration = Duration::from_secs(300);
 pub struct Stats {
     pub scrapes: u64,
     pub failed_scrapes: u64,
-    /// `/metrics` answers by encoding: identity, gzip.
-    pub responses: [u64; 2],
+    /// `/metrics` answers by encoding: identity, gzip, zstd
+    /// ([`Coding`](crate::wire::http::request::Coding) order).
+    pub responses: [u64; 3],
     pub rounds: u64,
     /// `/metrics` answers served from an earlier round (`MAX_SNAPSHOTS`).
     pub reused: u64,
@@ -68,7 +70,7 @@ impl Stats {
 #[derive(Clone, Debug)]
 pub struct Waiting {
     pub filter: Filter,
-    pub gzip: bool,
+    pub accept: AcceptEncoding,
     pub head_only: bool,
     pub arrived: Instant,
 }

@@ -9,3 +9,4 @@ pub mod expo;
 pub mod grpc;
 pub mod gzip;
 pub mod http;
+pub mod zstd;

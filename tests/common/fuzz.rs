@@ -81,6 +81,17 @@ pub fn http_request(data: &[u8]) {
             assert!(!request::has_dot_segment(&req.path), "{:?}", req.path);
             let decoded_target = request::percent_decode(req.target.split('?').next().unwrap());
             assert!(decoded_target.is_none_or(|t| !t.split('/').any(|s| s == "." || s == "..")));
+            // Content negotiation picks only what the client allows.
+            use request::Coding;
+            for (gzip, zstd) in [(true, true), (true, false), (false, true)] {
+                match req.accept.choose(gzip, zstd) {
+                    Coding::Identity => {
+                        assert!(!(gzip && req.accept.allows(Coding::Gzip)));
+                        assert!(!(zstd && req.accept.allows(Coding::Zstd)));
+                    }
+                    c => assert!(req.accept.allows(c) && (c != Coding::Gzip || gzip)),
+                }
+            }
             check_lengths(&data[..n], Some(req.body_len));
             if content_lengths(&data[..n]).is_empty() {
                 assert_eq!(req.body_len, 0);

@@ -3,6 +3,7 @@
 pub mod containerd;
 pub mod cri_client;
 pub mod cri_container;
+pub mod decode;
 pub mod expo_check;
 pub mod fake_cri;
 pub mod fuzz;

@@ -9,6 +9,8 @@
 #                      deploy/build-static.sh all, tests/peers/cross-test.sh and
 #                      tests/static_arches.rs (deploy/targets.sh)
 #   skopeo             .ci/run copies the multi-arch image archive with it
+#   zstd, gzip         independent decoders of the /metrics content codings
+#                      (tests/encodings.rs, tests/daemon.rs)
 #
 # Usage (as root): tests/peers/install.sh
 # Idempotent and quiet: exits 0 at once when everything is already installed.
@@ -26,6 +28,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v readelf >/dev/null 2>&1 || need+=(binutils)
 command -v file >/dev/null 2>&1 || need+=(file)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+command -v zstd >/dev/null 2>&1 || need+=(zstd)
+command -v gzip >/dev/null 2>&1 || need+=(gzip)
 for q in qemu-aarch64 qemu-s390x qemu-ppc64le; do
 	command -v "$q" >/dev/null 2>&1 || { need+=(qemu-user); break; }
 done

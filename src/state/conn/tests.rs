@@ -217,7 +217,7 @@ fn snapshot(n: usize, size: usize) -> Rc<Snapshot> {
     });
     let w = Waiting {
         filter: Filter::all(),
-        gzip: false,
+        accept: Default::default(),
         head_only: false,
         arrived: now,
     };

@@ -32,7 +32,7 @@ fn client(n: u32) -> Key {
 fn waiting(now: Instant) -> Waiting {
     Waiting {
         filter: Filter::all(),
-        gzip: false,
+        accept: Default::default(),
         head_only: false,
         arrived: now,
     }

@@ -36,8 +36,8 @@ pub struct Request {
     pub minor: u8,
     /// The client wants the connection kept open after the response.
     pub keep_alive: bool,
-    /// `Accept-Encoding` allows gzip (honouring `q=0`).
-    pub gzip: bool,
+    /// What `Accept-Encoding` allows of the codings the monitor speaks.
+    pub accept: AcceptEncoding,
     /// `Accept` lists `text/html`.
     pub html: bool,
     /// `X-Prometheus-Scrape-Timeout-Seconds`, when present and sane.
@@ -110,7 +110,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, Error> {
         },
         minor,
         keep_alive: minor >= 1,
-        gzip: false,
+        accept: AcceptEncoding::default(),
         html: false,
         scrape_timeout: None,
         body_len: 0,
@@ -127,7 +127,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, Error> {
                 }
             }
         } else if h.name.eq_ignore_ascii_case("accept-encoding") {
-            out.gzip |= accepts_gzip(v);
+            out.accept.add(v);
         } else if h.name.eq_ignore_ascii_case("accept") {
             out.html |= v.split(',').any(|t| {
                 t.split(';')
@@ -158,25 +158,117 @@ pub fn has_dot_segment(path: &str) -> bool {
     path.split('/').any(|seg| seg == "." || seg == "..")
 }
 
-/// Does an `Accept-Encoding` value allow gzip? `gzip` or `x-gzip` with a
-/// non-zero q, or `*` with a non-zero q when gzip is not listed itself.
-pub fn accepts_gzip(v: &str) -> bool {
-    let mut gzip = None;
-    let mut star = None;
-    for item in v.split(',') {
-        let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or("").trim();
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")))
-            .next()
-            .map_or(1.0, |q| q.trim().parse::<f64>().unwrap_or(0.0));
-        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
-            gzip = Some(q > 0.0);
-        } else if coding == "*" {
-            star = Some(q > 0.0);
+/// A content coding of a `/metrics` answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coding {
+    Identity,
+    Gzip,
+    Zstd,
+}
+
+/// One listed coding: its q in thousandths and where it was listed (across
+/// all `Accept-Encoding` headers of the request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Listed {
+    q: u16,
+    at: u16,
+}
+
+/// What `Accept-Encoding` says of gzip, zstd and `*` (RFC 9110 12.5.3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AcceptEncoding {
+    gzip: Option<Listed>,
+    zstd: Option<Listed>,
+    star: Option<Listed>,
+    items: u16,
+}
+
+impl AcceptEncoding {
+    /// Parse one header value (repeated headers add up; a coding listed
+    /// twice keeps its first listing).
+    pub fn parse(v: &str) -> AcceptEncoding {
+        let mut a = AcceptEncoding::default();
+        a.add(v);
+        a
+    }
+
+    pub fn add(&mut self, v: &str) {
+        for item in v.split(',') {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            if coding.is_empty() {
+                continue;
+            }
+            let q = parts
+                .filter_map(|p| {
+                    let p = p.trim();
+                    p.strip_prefix("q=").or(p.strip_prefix("Q="))
+                })
+                .next()
+                .map_or(1000, parse_q);
+            let l = Some(Listed { q, at: self.items });
+            self.items = self.items.saturating_add(1);
+            let slot =
+                if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                    &mut self.gzip
+                } else if coding.eq_ignore_ascii_case("zstd") {
+                    &mut self.zstd
+                } else if coding == "*" {
+                    &mut self.star
+                } else {
+                    continue;
+                };
+            if slot.is_none() {
+                *slot = l;
+            }
         }
     }
-    gzip.or(star).unwrap_or(false)
+
+    /// Does the request allow `coding` (q above 0, listed or through `*`)?
+    pub fn allows(&self, coding: Coding) -> bool {
+        self.listing(coding).is_some_and(|l| l.q > 0)
+    }
+
+    fn listing(&self, coding: Coding) -> Option<Listed> {
+        match coding {
+            Coding::Identity => None,
+            Coding::Gzip => self.gzip.or(self.star),
+            Coding::Zstd => self.zstd.or(self.star),
+        }
+    }
+
+    /// The coding to answer with, among those the server offers: the
+    /// highest q wins; on equal q gzip, unless zstd was listed before it.
+    pub fn choose(&self, gzip: bool, zstd: bool) -> Coding {
+        let g = self.listing(Coding::Gzip).filter(|l| gzip && l.q > 0);
+        let z = self.listing(Coding::Zstd).filter(|l| zstd && l.q > 0);
+        match (g, z) {
+            (None, None) => Coding::Identity,
+            (Some(_), None) => Coding::Gzip,
+            (None, Some(_)) => Coding::Zstd,
+            (Some(g), Some(z)) if z.q > g.q || (z.q == g.q && z.at < g.at) => Coding::Zstd,
+            (Some(_), Some(_)) => Coding::Gzip,
+        }
+    }
+}
+
+/// A q-value (`0`, `0.5`, `1.000`) in thousandths; malformed is 0 (refused).
+fn parse_q(v: &str) -> u16 {
+    let v = v.trim();
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
+    }
+    let mut thousandths = 0u16;
+    for i in 0..3 {
+        let d = frac.as_bytes().get(i).map_or(0, |b| u16::from(b - b'0'));
+        thousandths = thousandths * 10 + d;
+    }
+    match int {
+        "0" => thousandths,
+        "1" if thousandths == 0 => 1000,
+        _ => 0,
+    }
 }
 
 /// Values of query parameter `key` (percent- and `+`-decoded), in order.
@@ -361,7 +453,7 @@ mod tests {
         let r = req(
             "GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\nAccept-Encoding: gzip\r\nX-Prometheus-Scrape-Timeout-Seconds: 10\r\n\r\n",
         );
-        assert!(r.gzip);
+        assert_eq!(r.accept.choose(true, true), Coding::Gzip);
         assert!(!r.html);
         assert_eq!(r.scrape_timeout, Some(10.0));
         let r = req(
@@ -386,9 +478,49 @@ mod tests {
             ("x-gzip", true),
             ("br", false),
             ("", false),
+            ("gzip;q=2", false),
+            ("gzip;q=0.001", true),
+            ("gzip;q=0.0001", false),
+            ("gzip;q=abc", false),
         ] {
-            assert_eq!(accepts_gzip(v), want, "{v}");
+            assert_eq!(AcceptEncoding::parse(v).allows(Coding::Gzip), want, "{v}");
         }
+    }
+
+    #[test]
+    fn zstd_negotiation() {
+        use Coding::{Gzip, Identity, Zstd};
+        for (v, want) in [
+            ("zstd", Zstd),
+            ("ZSTD", Zstd),
+            ("gzip, zstd", Gzip),
+            // Prometheus 3 with its zstd-scrape feature.
+            ("zstd,gzip", Zstd),
+            ("gzip;q=0.5, zstd;q=0.8", Zstd),
+            ("zstd;q=0.5, gzip", Gzip),
+            ("zstd;q=0, gzip", Gzip),
+            ("zstd;q=0, gzip;q=0", Identity),
+            ("*", Gzip),
+            ("zstd, *", Zstd),
+            ("*, zstd", Gzip),
+            ("gzip;q=0, *", Zstd),
+            ("identity", Identity),
+            ("br, deflate", Identity),
+            ("", Identity),
+        ] {
+            assert_eq!(AcceptEncoding::parse(v).choose(true, true), want, "{v}");
+        }
+        // Only what the server offers.
+        assert_eq!(AcceptEncoding::parse("zstd,gzip").choose(true, false), Gzip);
+        assert_eq!(
+            AcceptEncoding::parse("zstd,gzip").choose(false, false),
+            Identity
+        );
+        assert_eq!(AcceptEncoding::parse("gzip,zstd").choose(false, true), Zstd);
+        // Repeated headers add up.
+        let mut a = AcceptEncoding::parse("zstd;q=0.9");
+        a.add("gzip;q=0.9, zstd");
+        assert_eq!(a.choose(true, true), Zstd);
     }
 
     #[test]

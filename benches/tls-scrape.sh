@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Instructions per /metrics scrape, plain HTTP beside HTTPS, counted by
-# callgrind (user space only, so independent of the machine's load).
+# callgrind (user space only, so independent of the machine's load); with
+# -c, the monitor's own CPU instead, interleaved. (benches/callgrind_scrape.sh
+# compares content codings over plain HTTP.)
 #
-#   benches/callgrind-scrape.sh [-n SANDBOXES] [-g] [-c ROUNDS] BIN...
+#   benches/tls-scrape.sh [-n SANDBOXES] [-g] [-c ROUNDS] BIN...
 #
 # For each BIN (e.g. target/static/kata-monitor, or builds with another
 # crypto provider) and each mode (http, https; with -g also their gzip
