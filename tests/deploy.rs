@@ -251,12 +251,13 @@ fn static_build() {
     assert_eq!(needed, 0, "{} needs shared libraries", binary.display());
     // The size budget is checked where the musl build is the one under
     // test (the glibc fallback is ~1 MB more). Issue 6 set 1.5 MB for the
-    // plain-HTTP binary (1.36 MB then); TLS (rustls and ring, the default
-    // `tls` feature) adds 0.95 MB, so the TLS binary is 2.35 MB, over issue
-    // 12's 2.0 MB goal (BENCHMARKS.md, "TLS"): this guards against growth.
+    // plain-HTTP binary (1.47 MB with zstd); TLS (rustls and ring, the
+    // default `tls` feature) adds 0.95 MB, so the TLS binary is 2.43 MB,
+    // over issue 12's 2.0 MB goal (BENCHMARKS.md, "TLS"): this guards
+    // against growth.
     if text.contains("unknown-linux-musl") {
         let budget = if cfg!(feature = "tls") {
-            2_400_000
+            2_500_000
         } else {
             1_500_000
         };
