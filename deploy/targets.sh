@@ -72,5 +72,17 @@ kata_target() {
         export "CC_${cvar}=$K_LINKER" "AR_${cvar}=$K_GNU-ar"
     fi
     export "CARGO_TARGET_${var}_RUSTFLAGS=-C target-feature=+crt-static"
+    # ring (the TLS crypto) compiles C and assembly for the target with
+    # cc-rs, which looks for <arch>-linux-musl-gcc on a musl target: Debian
+    # ships none. The gnu cross gcc (the host's cc when native) builds
+    # ring's freestanding code; rustc links it with musl. A caller's CC_<t>
+    # and AR_<t> win.
+    local tvar ccvar
+    tvar=$(printf '%s' "$K_TARGET" | tr '-' '_')
+    ccvar="CC_${tvar}"
+    if [ -z "${!ccvar:-}" ]; then
+        export "CC_${tvar}=${K_LINKER:-cc}"
+        [ -z "$K_LINKER" ] || export "AR_${tvar}=$K_GNU-ar"
+    fi
     return 0
 }

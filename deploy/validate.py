@@ -20,6 +20,12 @@
   deploy/helm/kata-run-mount.yaml (deploy/helm/chart.py): its three args, our
   image, both sandbox roots and the CRI directory read-only, the locked-down
   securityContext; the result validates as a DaemonSet;
+* the TLS variants (deploy/tls/): the DaemonSet patched with
+  daemonset-tls-patch.yaml (the drop-in flags plus --tls-* naming files of
+  the read-only secret mount, TCP probes, one mount more) validates as a
+  DaemonSet; the TLS PodMonitor (https, tlsConfig with CA, client
+  certificate and key from one Secret, serverName); the systemd drop-in's
+  ExecStart (the unit's flags plus --tls-*);
 * with --binary, kata-monitor itself accepts each flag set.
 
 Exit status: 0 all checks passed; 1 a check failed; 3 nothing failed but some
@@ -40,6 +46,10 @@ DEPLOY = os.path.dirname(os.path.abspath(__file__))
 DAEMONSET = os.path.join(DEPLOY, "kata-monitor-daemonset.yaml")
 PODMONITOR = os.path.join(DEPLOY, "kata-monitor-podmonitor.yaml")
 UNIT = os.path.join(DEPLOY, "kata-monitor.service")
+TLS_PATCH = os.path.join(DEPLOY, "tls", "daemonset-tls-patch.yaml")
+TLS_PODMONITOR = os.path.join(DEPLOY, "tls", "podmonitor-tls.yaml")
+TLS_DROPIN = os.path.join(DEPLOY, "tls", "kata-monitor-tls.conf")
+TLS_DIR = "/etc/kata-monitor/tls"
 SCRIPTS = [os.path.join(DEPLOY, n) for n in
            ("build-static.sh", "targets.sh", os.path.join("helm", "post-render.sh"))]
 
@@ -559,6 +569,86 @@ def check_script(r):
         r.note("shellcheck build-static.sh, targets.sh, helm/post-render.sh: clean")
 
 
+# --------------------------------------------------------------------- TLS
+
+
+def tls_flags(flags, r, where):
+    """--tls-* flags name files under TLS_DIR; the drop-in flags are kept."""
+    for f in ("tls-cert-file", "tls-key-file", "tls-client-ca-file"):
+        r.check(flags.get(f, "").startswith(TLS_DIR + "/"), f"{where}: -{f} under {TLS_DIR}")
+    check_flags({k: v for k, v in flags.items() if not k.startswith("tls-")}, FLAGS, r, where)
+
+
+def check_tls(yaml, docs, pm_check, versions, binary, r):
+    """deploy/tls: the DaemonSet patch, the PodMonitor, the systemd drop-in."""
+    sys.path.insert(0, os.path.join(DEPLOY, "helm"))
+    import chart
+
+    base = find(docs, "DaemonSet")
+    try:
+        with open(TLS_PATCH) as f:
+            patch = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        r.fail(f"daemonset-tls-patch.yaml parses: {e}")
+        return
+    if base is None:
+        return
+    ds = chart.smp(base, patch)
+    pod = ds["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    args = c.get("args", [])
+    flags = parse_flags(args, r, "TLS DaemonSet")
+    tls_flags(flags, r, "TLS DaemonSet")
+    r.check(flags.get("listen-address") == f"0.0.0.0:{PORT}", "TLS DaemonSet: listens on 0.0.0.0:8090")
+    mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+    m = mounts.get(TLS_DIR, {})
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    secret = vols.get(m.get("name"), {}).get("secret", {})
+    r.check(m.get("readOnly") is True and secret.get("secretName"),
+            f"TLS DaemonSet: {TLS_DIR} is a read-only Secret volume")
+    r.check(secret.get("defaultMode") == 0o400, "TLS DaemonSet: secret files 0400")
+    r.check(len(mounts) == 4, f"TLS DaemonSet: the three host mounts and the Secret ({sorted(mounts)})")
+    for probe in ("readinessProbe", "livenessProbe"):
+        p = c.get(probe) or {}
+        r.check("httpGet" not in p and (p.get("tcpSocket") or {}).get("port") == PORT,
+                f"TLS DaemonSet: {probe} is a TCP probe on {PORT} (kubelet has no client certificate)")
+    schema_validate([ds], versions, r)
+
+    pm_docs = load_yaml(TLS_PODMONITOR, yaml, r)
+    pm_check(pm_docs)
+    pm = find(pm_docs, "PodMonitor")
+    if pm:
+        ep = (pm.get("spec", {}).get("podMetricsEndpoints") or [{}])[0]
+        tc = ep.get("tlsConfig", {})
+        names = {tc.get("ca", {}).get("secret", {}).get("name"),
+                 tc.get("cert", {}).get("secret", {}).get("name"),
+                 tc.get("keySecret", {}).get("name")}
+        r.check(ep.get("scheme") == "https", "TLS PodMonitor: scheme https")
+        r.check(len(names) == 1 and None not in names,
+                "TLS PodMonitor: CA, client certificate and key from one Secret")
+        r.check(bool(tc.get("serverName")) and not tc.get("insecureSkipVerify"),
+                "TLS PodMonitor: the server certificate is verified for serverName")
+
+    sections = parse_unit(TLS_DROPIN)
+    svc = sections.get("Service", [])
+    starts = [v for k, v in svc if k == "ExecStart"]
+    r.check(starts[:1] == [""] and len(starts) == 2,
+            "TLS drop-in: resets ExecStart, then sets one")
+    env = {}
+    for k, v in parse_unit(UNIT).get("Service", []) + svc:
+        if k == "Environment":
+            for kv in v.split():
+                name, _, val = kv.partition("=")
+                env[name] = val
+    argv = [re.sub(r"\$\{(\w+)\}", lambda mm: env.get(mm.group(1), "<unset>"), a)
+            for a in starts[-1].split()]
+    r.check(argv[:1] == ["/usr/local/bin/kata-monitor"], "TLS drop-in: the unit's binary")
+    tls_flags(parse_flags(argv[1:], r, "TLS drop-in"), r, "TLS drop-in")
+    if binary:
+        binary_accepts(binary, args, "TLS DaemonSet", r)
+        binary_accepts(binary, argv[1:], "TLS systemd drop-in", r)
+
+
 def binary_accepts(binary, argv, where, r):
     """kata-monitor parses the flags in order and stops at --help (exit 0),
     so an invalid flag before it exits 2."""
@@ -590,6 +680,8 @@ def main():
         check_podmonitor(pm_docs, ds, r)
         schema_validate(docs, a.k8s_version or K8S_VERSIONS, r)
         check_chart(yaml, a.k8s_version or K8S_VERSIONS, a.binary, r)
+        check_tls(yaml, docs, lambda d: check_podmonitor(d, ds, r),
+                  a.k8s_version or K8S_VERSIONS, a.binary, r)
     cmd = check_image(ds, r)
     unit_argv = check_unit(r)
     systemd_verify(a.binary, r)

@@ -77,8 +77,15 @@ fn serves_merged_metrics_of_all_sandboxes() {
     let keys: Vec<&str> = info.labels.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["version", "commit", "features"]);
     // The optional parts built in, as `version` prints them.
-    let features = if cfg!(feature = "zstd") { "zstd" } else { "" };
-    assert_eq!(info.label("features"), Some(features));
+    let features: Vec<&str> = [
+        ("tls", cfg!(feature = "tls")),
+        ("zstd", cfg!(feature = "zstd")),
+    ]
+    .into_iter()
+    .filter_map(|(f, on)| on.then_some(f))
+    .collect();
+    let features = features.join(",");
+    assert_eq!(info.label("features"), Some(features.as_str()));
     assert_eq!(info.label("version"), Some(env!("CARGO_PKG_VERSION")));
     assert_eq!(info.value, "1");
     let running = e.family("kata_monitor_running_shim_count").unwrap();

@@ -110,15 +110,6 @@ fn pprof_index_keeps_the_shims_content_type() {
 }
 
 #[test]
-fn debug_proxy_can_be_disabled() {
-    let sim = Sim::start(&["--sandboxes", "1"]);
-    let m = Monitor::start(&sim.roots_arg(), &["-enable-debug-proxy=false"]);
-    let r = m.get(&format!("/debug/vars?sandbox={}", sim.ids[0]));
-    assert_eq!(r.status, 404);
-    assert!(!m.get("/").text().contains("/debug/"));
-}
-
-#[test]
 fn long_profile_does_not_delay_scrapes() {
     let sim = Sim::start(&["--sandboxes", "10"]);
     let m = Monitor::start(&sim.roots_arg(), &[]);
@@ -262,7 +253,7 @@ fn profile_durations_extend_the_shim_timeout() {
     // Trace chunks 1.5 s apart, against a 1 s shim timeout.
     let sim = Sim::start(&[
         "--sandboxes",
-        "2",
+        "4",
         "--trace-interval-ms",
         "1500",
         "--fault",
@@ -285,23 +276,6 @@ fn profile_durations_extend_the_shim_timeout() {
     let r = m.get(&format!("/debug/pprof/heap?seconds=1&debug=1&sandbox={id}"));
     assert_eq!(r.status, 400);
 
-    // `seconds=0` (or not an integer) means Go's default of 30 s for a CPU
-    // profile: the answer is not cut off at the 1 s shim timeout.
-    for q in ["seconds=0", "seconds=1.5"] {
-        let mut c = Client::connect(m.addr);
-        c.send(
-            format!("GET /debug/pprof/profile?{q}&sandbox={id} HTTP/1.1\r\nHost: t\r\n\r\n")
-                .as_bytes(),
-        );
-        c.sock
-            .set_read_timeout(Some(Duration::from_millis(2500)))
-            .unwrap();
-        assert!(
-            c.response().is_none(),
-            "{q}: answered before the profile ended"
-        );
-    }
-
     // Three chunks over 3 s, 1.5 s apart: all arrive.
     let r = m.get(&format!("/debug/pprof/trace?seconds=3&sandbox={id}"));
     assert_eq!(r.status, 200);
@@ -315,4 +289,132 @@ fn profile_durations_extend_the_shim_timeout() {
     // Deadlines, unit-tested).
     let r = m.get(&format!("/debug/pprof/heap?sandbox={hung}"));
     assert_eq!(r.status, 504);
+
+    // `seconds=0` (or not an integer) means Go's default of 30 s for a CPU
+    // profile: the answer is not cut off at the 1 s shim timeout. (Last,
+    // and one sandbox each: the abandoned profiles run on in their shims
+    // and hold their sandbox's one profiling slot.)
+    for (q, id) in [("seconds=0", &sim.ids[2]), ("seconds=1.5", &sim.ids[3])] {
+        let mut c = Client::connect(m.addr);
+        c.send(
+            format!("GET /debug/pprof/profile?{q}&sandbox={id} HTTP/1.1\r\nHost: t\r\n\r\n")
+                .as_bytes(),
+        );
+        c.sock
+            .set_read_timeout(Some(Duration::from_millis(2500)))
+            .unwrap();
+        assert!(
+            c.response().is_none(),
+            "{q}: answered before the profile ended"
+        );
+    }
+}
+
+/// Profiles and traces: at most `--max-profile-duration` (400 beyond it,
+/// not silently shortened), and one at a time per sandbox (429 with
+/// Retry-After for a second one); other sandboxes and untimed endpoints
+/// are served meanwhile.
+#[test]
+fn one_profile_per_sandbox_and_durations_capped() {
+    let sim = Sim::start(&["--sandboxes", "2"]);
+    let m = Monitor::start(&sim.roots_arg(), &["--max-profile-duration", "5s"]);
+    let (a, b) = (sim.ids[0].clone(), sim.ids[1].clone());
+    let r = m.get(&format!("/debug/pprof/profile?seconds=6&sandbox={a}"));
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("--max-profile-duration"), "{}", r.text());
+    let r = m.get(&format!("/debug/pprof/profile?sandbox={a}"));
+    assert_eq!(r.status, 400, "Go's default 30 s is over the 5 s cap");
+
+    let addr = m.addr;
+    let first = {
+        let a = a.clone();
+        std::thread::spawn(move || {
+            common::node::http(
+                addr,
+                "GET",
+                &format!("/debug/pprof/profile?seconds=5&sandbox={a}"),
+                &[],
+            )
+        })
+    };
+    // The monitor says when the first profile is running.
+    let running = || {
+        m.get("/metrics")
+            .text()
+            .lines()
+            .find_map(|l| l.strip_prefix("kata_monitor_debug_profiles_running "))
+            .map(str::to_string)
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(4);
+    while running().as_deref() != Some("1") {
+        assert!(
+            std::time::Instant::now() < until,
+            "the profile never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for p in [
+        "/debug/pprof/profile?seconds=1",
+        "/debug/pprof/trace?seconds=1",
+    ] {
+        let r = m.get(&format!("{p}&sandbox={a}"));
+        assert_eq!(r.status, 429, "{p}");
+        assert!(r.header("retry-after").is_some());
+    }
+    assert_eq!(m.get(&format!("/debug/vars?sandbox={a}")).status, 200);
+    assert_eq!(
+        m.get(&format!("/debug/pprof/profile?seconds=1&sandbox={b}"))
+            .status,
+        200
+    );
+    assert_eq!(first.join().unwrap().status, 200);
+    assert_eq!(running().as_deref(), Some("0"));
+    // The slot is free again.
+    assert_eq!(
+        m.get(&format!("/debug/pprof/trace?seconds=1&sandbox={a}"))
+            .status,
+        200
+    );
+}
+
+/// `/debug/*` and `/agent-url` by default: served on a loopback listener,
+/// 403 (saying how to enable them) on one reachable from other hosts;
+/// `--enable-debug-proxy` decides either way when given. (Over TLS with
+/// client certificates: tests/tls.rs.)
+#[test]
+fn debug_endpoints_default_by_listener_address() {
+    let sim = Sim::start(&["--sandboxes", "1"]);
+    let id = &sim.ids[0];
+    let status = |m: &Monitor, p: &str| {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], m.addr.port()));
+        let r = common::node::http(addr, "GET", &format!("{p}?sandbox={id}"), &[]);
+        (r.status, r.text())
+    };
+    for (listen, flag, served) in [
+        ("127.0.0.1:0", None, true),
+        ("127.0.0.1:0", Some("-enable-debug-proxy=false"), false),
+        ("0.0.0.0:0", None, false),
+        ("0.0.0.0:0", Some("--enable-debug-proxy=true"), true),
+    ] {
+        let mut args = vec!["--listen-address", listen];
+        args.extend(flag);
+        let m = Monitor::start(&sim.roots_arg(), &args);
+        for p in ["/debug/vars", "/debug/pprof/cmdline", "/agent-url"] {
+            let (st, text) = status(&m, p);
+            if served {
+                assert_eq!(st, 200, "{listen} {flag:?} {p}: {text}");
+            } else {
+                assert_eq!(st, 403, "{listen} {flag:?} {p}");
+                assert!(text.contains("--enable-debug-proxy=true"), "{text}");
+            }
+        }
+        assert_eq!(status(&m, "/metrics").0, 200);
+        assert_eq!(status(&m, "/").1.contains("/debug/"), served, "index page");
+        if !served && flag.is_none() {
+            assert!(
+                m.log_text()
+                    .contains("debug endpoints (/debug/*, /agent-url) answer 403")
+            );
+        }
+    }
 }

@@ -34,3 +34,8 @@ fn http_request_corpus() {
 fn shim_response_corpus() {
     replay("shim_response", common::fuzz::shim_response);
 }
+
+#[test]
+fn der_corpus() {
+    replay("der", common::fuzz::der_validity);
+}

@@ -128,6 +128,9 @@ def smp(base, patch):
     for k, v in patch.items():
         if k in MERGE_KEYS and isinstance(v, list):
             out[k] = smp_list(out.get(k, []), v, MERGE_KEYS[k])
+        elif v is None:
+            # As in kubectl's strategic merge: null deletes the field.
+            out.pop(k, None)
         elif isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = smp(out[k], v)
         else:

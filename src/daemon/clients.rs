@@ -1,6 +1,7 @@
 //! Client connections: accepting them (the connection cap, eviction of idle
-//! clients, running out of descriptors), moving their bytes, and carrying
-//! out what their machines ask (route a request, answer it, close).
+//! clients, running out of descriptors), moving their bytes (through the
+//! TLS session on an HTTPS listener), and carrying out what their machines
+//! ask (route a request, answer it, close).
 
 use super::io::{Io, Op, out_of_fds};
 use super::token::{Source, token};
@@ -11,9 +12,12 @@ use crate::state::proxy::Reply;
 use crate::state::routes::{self, Route};
 use crate::state::scraper::{Snapshot, Waiting};
 use crate::state::slab::Key;
+#[cfg(feature = "tls")]
+use crate::state::tls::{Failure, FailureKind, Session};
 use crate::wire::http::request::Coding;
 use crate::wire::http::response::{Framing, SERVICE_UNAVAILABLE};
 use mio::Interest;
+use mio::net::TcpStream;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -32,7 +36,7 @@ impl Daemon {
         self.timers.set(TimerKey::Accept, None);
         loop {
             match self.listener.accept() {
-                Ok((sock, _peer)) => self.admit(sock, now),
+                Ok((sock, peer)) => self.admit(sock, peer, now),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if out_of_fds(&e) => {
@@ -51,18 +55,31 @@ impl Daemon {
         }
     }
 
-    fn admit(&mut self, mut sock: mio::net::TcpStream, now: Instant) {
+    fn admit(&mut self, mut sock: TcpStream, peer: std::net::SocketAddr, now: Instant) {
         if self.clients.len() >= self.cfg.max_connections
             && !self.close_lingering(now)
             && !self.evict_idle_client(now)
         {
             // Every slot is busy with a request. Best effort: the socket
-            // buffer takes this at once.
-            let _ = std::io::Write::write(&mut sock, SERVICE_UNAVAILABLE);
+            // buffer takes this at once. A TLS client would read plain
+            // bytes as a broken record: it is only closed.
+            if self.cfg.tls.is_none() {
+                let _ = std::io::Write::write(&mut sock, SERVICE_UNAVAILABLE);
+                log::warn!(max = self.cfg.max_connections; "connection limit reached with every client busy, answered 503");
+            } else {
+                log::warn!(max = self.cfg.max_connections; "connection limit reached with every client busy, closed a new TLS connection");
+            }
             let _ = sock.shutdown(std::net::Shutdown::Write);
-            log::warn!(max = self.cfg.max_connections; "connection limit reached with every client busy, answered 503");
             return;
         }
+        #[cfg(feature = "tls")]
+        let tls = match &self.tls {
+            Some(t) => match t.session() {
+                Some(s) => Some(s),
+                None => return,
+            },
+            None => None,
+        };
         let _ = sock.set_nodelay(true);
         let key = self.clients.next_key();
         if let Err(e) = self.poll.registry().register(
@@ -76,6 +93,9 @@ impl Daemon {
         self.clients.insert(Client {
             io: Io::new(sock),
             conn: Conn::new(self.timeouts(), now),
+            #[cfg(feature = "tls")]
+            tls,
+            peer,
             proxy: None,
             evict_mark: None,
         });
@@ -138,32 +158,21 @@ impl Daemon {
             let Some(c) = self.clients.get_mut(key) else {
                 return;
             };
-            let mut progress = false;
-            if let Some(buf) = c.conn.recv_buf() {
-                match c.io.read(buf) {
-                    Op::Done(n) => {
-                        c.conn.handle_read(n, now);
-                        progress = true;
-                    }
-                    Op::Eof => {
-                        c.conn.handle_eof();
-                        progress = true;
-                    }
-                    Op::Blocked => {}
-                    Op::Failed(_) => c.conn.handle_error(),
-                }
+            #[cfg(feature = "tls")]
+            let mut progress = match c.tls.as_deref_mut() {
+                None => move_plain(&mut c.io, &mut c.conn, now),
+                Some(tls) => move_tls(&mut c.io, tls, &mut c.conn, now),
+            };
+            #[cfg(not(feature = "tls"))]
+            let mut progress = move_plain(&mut c.io, &mut c.conn, now);
+            #[cfg(feature = "tls")]
+            if let Some(f) = c.tls.as_mut().and_then(|t| t.poll_failure()) {
+                self.tls_failed(key, f);
+                continue;
             }
-            let out = c.conn.poll_transmit(now);
-            if !out.is_empty() {
-                match c.io.write(out) {
-                    Op::Done(n) => {
-                        c.conn.handle_written(n, now);
-                        progress = true;
-                    }
-                    Op::Blocked | Op::Eof => {}
-                    Op::Failed(_) => c.conn.handle_error(),
-                }
-            }
+            let Some(c) = self.clients.get_mut(key) else {
+                return;
+            };
             if c.conn.wants_relay()
                 && let Some(shim) = c.proxy
             {
@@ -205,15 +214,28 @@ impl Daemon {
                     &req,
                     &routes::Ctx {
                         reg: &self.reg,
-                        debug_proxy: self.cfg.debug_proxy,
+                        debug: self.debug,
+                        max_profile: self.cfg.max_profile,
                     },
                 );
                 self.on_route(key, route, now);
             }
-            Event::Refused(status) => log::info!(status = status; "refused malformed request"),
+            Event::Refused(status) => {
+                if let Some(c) = self.clients.get(key) {
+                    log::info!(status = status, peer:% = c.peer; "refused malformed request");
+                }
+            }
             Event::Spent(body) => self.release_body(key, body, now),
             Event::ShutdownWrite => {
                 if let Some(c) = self.clients.get_mut(key) {
+                    #[cfg(feature = "tls")]
+                    if let Some(t) = c.tls.as_mut() {
+                        // close_notify first; the session says when to shut.
+                        t.close_notify();
+                    } else {
+                        let _ = c.io.sock.shutdown(std::net::Shutdown::Write);
+                    }
+                    #[cfg(not(feature = "tls"))]
                     let _ = c.io.sock.shutdown(std::net::Shutdown::Write);
                     if c.conn.is_lingering() {
                         self.lingering.push_back(key);
@@ -221,7 +243,7 @@ impl Daemon {
                 }
             }
             Event::Close(reason) => {
-                if reason == CloseReason::HeaderTimeout {
+                if reason == CloseReason::HeaderTimeout && !self.tls_handshake_timeout(key) {
                     log::info!("request head timeout, closing connection");
                 }
                 self.remove_client(key, now);
@@ -361,4 +383,131 @@ impl Daemon {
         }
         self.fd_freed(now);
     }
+}
+
+#[cfg(not(feature = "tls"))]
+impl Daemon {
+    /// No TLS in this build: a header timeout is only that.
+    fn tls_handshake_timeout(&mut self, _key: Key) -> bool {
+        false
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Daemon {
+    /// The header timeout cut a TLS handshake: logged and counted as such.
+    fn tls_handshake_timeout(&mut self, key: Key) -> bool {
+        let Some(c) = self
+            .clients
+            .get(key)
+            .filter(|c| c.tls.as_ref().is_some_and(|t| t.is_handshaking()))
+        else {
+            return false;
+        };
+        log::info!(peer:% = c.peer; "TLS handshake timeout, closing connection");
+        if let Some(t) = self.tls.as_mut() {
+            t.count_timeout();
+        }
+        true
+    }
+
+    /// A TLS session failed: its last words (an alert, or the plain HTTP
+    /// 400) go out best effort, then the connection is closed.
+    fn tls_failed(&mut self, key: Key, f: Failure) {
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
+        if let Some(t) = c.tls.as_mut() {
+            let out = t.poll_transmit();
+            if let Op::Done(n) = c.io.write(out) {
+                t.handle_written(n);
+            }
+        }
+        let _ = c.io.sock.shutdown(std::net::Shutdown::Write);
+        if f.kind == FailureKind::PlainHttp {
+            log::info!(peer:% = c.peer; "plain HTTP request on the TLS port: answered 400, closing connection");
+        } else {
+            log::info!(peer:% = c.peer, reason = f.kind.as_label(), error:% = f.detail; "TLS failed, closing connection");
+        }
+        c.conn.close(CloseReason::Tls);
+        if let Some(t) = self.tls.as_mut() {
+            t.count_failure(f.kind);
+        }
+    }
+}
+
+/// Plain HTTP: socket bytes to and from the connection machine. True when
+/// anything moved or the connection turned back to reading.
+fn move_plain(io: &mut Io<TcpStream>, conn: &mut Conn, now: Instant) -> bool {
+    let mut progress = false;
+    let was_reading = match conn.recv_buf() {
+        Some(buf) => {
+            match io.read(buf) {
+                Op::Done(n) => {
+                    conn.handle_read(n, now);
+                    progress = true;
+                }
+                Op::Eof => {
+                    conn.handle_eof();
+                    progress = true;
+                }
+                Op::Blocked => {}
+                Op::Failed(_) => conn.handle_error(),
+            }
+            true
+        }
+        None => false,
+    };
+    let out = conn.poll_transmit(now);
+    if !out.is_empty() {
+        match io.write(out) {
+            Op::Done(n) => {
+                conn.handle_written(n, now);
+                progress = true;
+            }
+            Op::Blocked | Op::Eof => {}
+            Op::Failed(_) => conn.handle_error(),
+        }
+    }
+    // A response finished without an event (a small answer): the socket
+    // may hold the next request, and no readiness event will say so.
+    progress || (!was_reading && conn.recv_buf().is_some())
+}
+
+/// HTTPS: ciphertext to and from the session, plaintext between the
+/// session and the connection machine.
+#[cfg(feature = "tls")]
+fn move_tls(io: &mut Io<TcpStream>, tls: &mut Session, conn: &mut Conn, now: Instant) -> bool {
+    let mut progress = false;
+    if let Some(buf) = tls.recv_buf() {
+        match io.read(buf) {
+            Op::Done(n) => {
+                tls.handle_read(n);
+                progress = true;
+            }
+            Op::Eof => {
+                tls.handle_eof();
+                progress = true;
+            }
+            Op::Blocked => {}
+            Op::Failed(_) => conn.handle_error(),
+        }
+    }
+    progress |= tls.pump(conn, now);
+    let out = tls.poll_transmit();
+    if !out.is_empty() {
+        match io.write(out) {
+            Op::Done(n) => {
+                tls.handle_written(n);
+                progress = true;
+            }
+            Op::Blocked | Op::Eof => {}
+            Op::Failed(_) => conn.handle_error(),
+        }
+    }
+    if tls.take_shutdown() {
+        let _ = io.sock.shutdown(std::net::Shutdown::Write);
+        progress = true;
+    }
+    progress
 }

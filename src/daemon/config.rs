@@ -4,6 +4,7 @@
 //! every long flag is accepted as `-name value`, `-name=value`, `--name value`
 //! and `--name=value`. Errors are one line for stderr (exit code 2).
 
+use crate::state::tls::policy::{MinVersion, Policy, parse_cipher_suites};
 use crate::wire::expo::{Limits, lex, limits::MAX_BODY};
 use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -42,7 +43,11 @@ pub struct Config {
     pub max_line: u32,
     /// Most labels on a sample line (injected ones not counted).
     pub max_labels: u8,
-    pub debug_proxy: bool,
+    /// `/debug/*` and `/agent-url`: `None` serves them only on a loopback
+    /// listener or when client certificates are required.
+    pub debug_proxy: Option<bool>,
+    /// Longest pprof profile or trace (`seconds=`) a request may ask for.
+    pub max_profile: Duration,
     /// Time allowed to send a complete request head once it started.
     pub header_timeout: Duration,
     /// Idle keep-alive connections are closed after this.
@@ -53,6 +58,18 @@ pub struct Config {
     /// Roots of runtime-rs sandboxes (no Go debug endpoints); `None`: the
     /// sandbox dirs named `kata` (as upstream's `/run/kata`).
     pub runtime_rs_dirs: Option<Vec<PathBuf>>,
+    /// Serve HTTPS (`--tls-cert-file` and `--tls-key-file` given).
+    pub tls: Option<TlsFiles>,
+}
+
+/// The TLS flags.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Require client certificates signed by these CAs.
+    pub client_ca: Option<PathBuf>,
+    pub policy: Policy,
 }
 
 impl Default for Config {
@@ -70,9 +87,11 @@ impl Default for Config {
             max_series: Limits::DEFAULT.max_series,
             max_line: Limits::DEFAULT.max_line,
             max_labels: Limits::DEFAULT.max_labels,
-            debug_proxy: true,
+            debug_proxy: None,
+            max_profile: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
+            tls: None,
             exclude_runtime_handlers: Vec::new(),
             exclude_sandbox_dirs: Vec::new(),
             runtime_rs_dirs: None,
@@ -131,9 +150,20 @@ Prometheus exporter for Kata Containers sandboxes. Flags may be written
                              lines are dropped (line_too_long) [default: 16KiB]
   --max-labels-per-series N  labels on a shim sample line, 1 to 32; lines with
                              more are dropped (too_many_labels) [default: 32]
-  --enable-debug-proxy BOOL  serve the /debug/* proxies to shims [default: true]
+  --enable-debug-proxy BOOL  serve /debug/* and /agent-url (shim pprof, command
+                             lines, agent URLs) [default: only on a loopback
+                             listener or with --tls-client-ca-file; else 403]
+  --max-profile-duration DUR longest pprof profile or trace a request may ask
+                             for (seconds=); one per sandbox at a time [default: 30s]
   --http-header-timeout DUR  time a client has to send a request head [default: 10s]
   --http-idle-timeout DUR    idle keep-alive connections are closed [default: 2m]
+  --tls-cert-file FILE       serve HTTPS with this PEM certificate (chain); needs
+                             --tls-key-file; reloaded when the files change
+  --tls-key-file FILE        its PEM private key (PKCS#8, PKCS#1 or SEC1)
+  --tls-client-ca-file FILE  require client certificates signed by these PEM CAs
+  --tls-min-version V        VersionTLS12 or VersionTLS13 (1.2, 1.3) [default: VersionTLS12]
+  --tls-cipher-suites LIST   TLS 1.2 cipher suites, comma-separated IANA names
+                             [default: rustls's ECDHE AES-GCM and ChaCha20 suites]
   --exclude-runtime-handler PATTERN
                              never scrape sandboxes whose CRI runtime handler
                              matches PATTERN (glob: * and ?; repeatable), e.g.
@@ -149,7 +179,12 @@ Prometheus exporter for Kata Containers sandboxes. Flags may be written
 
 /// The optional parts built in (cargo features), as `version` and
 /// `kata_monitor_build_info{features=...}` report them.
-pub const FEATURES: &str = if cfg!(feature = "zstd") { "zstd" } else { "" };
+pub const FEATURES: &str = match (cfg!(feature = "tls"), cfg!(feature = "zstd")) {
+    (true, true) => "tls,zstd",
+    (true, false) => "tls",
+    (false, true) => "zstd",
+    (false, false) => "",
+};
 
 pub fn version_text() -> String {
     format!(
@@ -189,6 +224,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
         return Ok(Command::Version);
     }
     let mut cfg = Config::default();
+    let mut tls = TlsArgs::default();
     let mut p = lexopt::Parser::from_args(args);
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         let flag: String = match &arg {
@@ -316,8 +352,19 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
                         }
                     }
                 };
-                cfg.debug_proxy = parse_bool(&v).ok_or_else(|| bad(&v, "true or false"))?;
+                cfg.debug_proxy = Some(parse_bool(&v).ok_or_else(|| bad(&v, "true or false"))?);
             }
+            "max-profile-duration" => {
+                let v = value(&mut p)?;
+                cfg.max_profile = parse_duration(&v)
+                    .filter(|d| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(3600))
+                    .ok_or_else(|| bad(&v, "a duration like 30s, 1s to 1h"))?;
+            }
+            "tls-cert-file" => tls.cert = non_empty(value(&mut p)?),
+            "tls-key-file" => tls.key = non_empty(value(&mut p)?),
+            "tls-client-ca-file" => tls.client_ca = non_empty(value(&mut p)?),
+            "tls-min-version" => tls.min_version = non_empty(value(&mut p)?),
+            "tls-cipher-suites" => tls.cipher_suites = non_empty(value(&mut p)?),
             "exclude-runtime-handler" => {
                 let v = value(&mut p)?;
                 for pat in v.split(',').map(str::trim) {
@@ -350,6 +397,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             other => return Err(format!("unknown flag --{other} (see --help)")),
         }
     }
+    cfg.tls = tls.check()?;
     cfg.rules()?;
     Ok(Command::Run(Box::new(cfg)))
 }
@@ -386,6 +434,74 @@ impl Config {
             }
         }
         Ok(rules)
+    }
+}
+
+/// An empty value means unset, as with Go's string flags.
+fn non_empty(v: String) -> Option<String> {
+    (!v.is_empty()).then_some(v)
+}
+
+/// The TLS flags as given, checked together once all are read.
+#[derive(Default)]
+struct TlsArgs {
+    cert: Option<String>,
+    key: Option<String>,
+    client_ca: Option<String>,
+    min_version: Option<String>,
+    cipher_suites: Option<String>,
+}
+
+impl TlsArgs {
+    fn check(self) -> Result<Option<TlsFiles>, String> {
+        let (cert, key) = match (self.cert, self.key) {
+            (Some(c), Some(k)) => (c, k),
+            (None, None) => {
+                // TLS settings without TLS would leave plain HTTP running
+                // while the operator believes otherwise.
+                let stray = [
+                    ("tls-client-ca-file", &self.client_ca),
+                    ("tls-min-version", &self.min_version),
+                    ("tls-cipher-suites", &self.cipher_suites),
+                ]
+                .into_iter()
+                .find(|(_, v)| v.is_some());
+                return match stray {
+                    Some((flag, _)) => Err(format!(
+                        "--{flag} needs --tls-cert-file and --tls-key-file (TLS is off without them)"
+                    )),
+                    None => Ok(None),
+                };
+            }
+            _ => return Err("--tls-cert-file and --tls-key-file must be set together".into()),
+        };
+        let min_version = match &self.min_version {
+            Some(v) => MinVersion::parse(v)
+                .map_err(|e| format!("invalid value for --tls-min-version: {v:?} ({e})"))?,
+            None => MinVersion::default(),
+        };
+        let tls12_suites = match &self.cipher_suites {
+            Some(v) => Some(
+                parse_cipher_suites(v, min_version)
+                    .map_err(|e| format!("invalid value for --tls-cipher-suites: {e}"))?,
+            ),
+            None => None,
+        };
+        if cfg!(not(feature = "tls")) {
+            return Err(
+                "--tls-cert-file: this kata-monitor was built without TLS (cargo feature \"tls\")"
+                    .into(),
+            );
+        }
+        Ok(Some(TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+            client_ca: self.client_ca.map(PathBuf::from),
+            policy: Policy {
+                min_version,
+                tls12_suites,
+            },
+        }))
     }
 }
 
@@ -543,7 +659,7 @@ mod tests {
             vec![PathBuf::from("/a"), PathBuf::from("/b")]
         );
         assert_eq!(c.max_connections, 4);
-        assert!(!c.debug_proxy);
+        assert_eq!(c.debug_proxy, Some(false));
         assert_eq!(c.gzip_level, 0);
         assert_eq!(c.zstd_level, 0);
         assert_eq!(c.max_shim_body, 1 << 20);
@@ -567,10 +683,16 @@ mod tests {
                 ..Limits::DEFAULT
             }
         );
-        assert!(run(&["-enable-debug-proxy"]).unwrap().debug_proxy);
-        assert!(!run(&["--enable-debug-proxy", "false"]).unwrap().debug_proxy);
+        assert_eq!(
+            run(&["-enable-debug-proxy"]).unwrap().debug_proxy,
+            Some(true)
+        );
+        assert_eq!(
+            run(&["--enable-debug-proxy", "false"]).unwrap().debug_proxy,
+            Some(false)
+        );
         let c = run(&["-enable-debug-proxy", "-shim-timeout", "5s"]).unwrap();
-        assert!(c.debug_proxy);
+        assert_eq!(c.debug_proxy, Some(true));
         assert_eq!(c.shim_timeout, Duration::from_secs(5));
         assert_eq!(
             run(&[":8091"]).unwrap_err(),
@@ -580,6 +702,51 @@ mod tests {
             run(&["-listen-address", ":8091"]).unwrap().listen,
             "0.0.0.0:8091".parse().unwrap()
         );
+    }
+
+    #[test]
+    #[cfg(feature = "tls")]
+    fn tls_flags_as_upstream_spells_them() {
+        assert_eq!(run(&[]).unwrap().tls, None);
+        assert_eq!(
+            run(&["-tls-cert-file=", "-tls-key-file="]).unwrap().tls,
+            None,
+            "empty means unset, as for Go's string flags"
+        );
+        let c = run(&[
+            "-tls-cert-file=/etc/kata-monitor/certs/cert.pem",
+            "-tls-key-file=/etc/kata-monitor/certs/key.pem",
+            "-tls-min-version=VersionTLS12",
+            "-tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            "--tls-client-ca-file",
+            "/ca.pem",
+            "--max-profile-duration=10s",
+        ])
+        .unwrap();
+        assert_eq!(c.max_profile, Duration::from_secs(10));
+        let t = c.tls.unwrap();
+        assert_eq!(t.cert, PathBuf::from("/etc/kata-monitor/certs/cert.pem"));
+        assert_eq!(t.client_ca, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(t.policy.min_version, MinVersion::Tls12);
+        assert_eq!(t.policy.tls12_suites, Some(vec![0xc02f, 0xc030]));
+        let t = run(&[
+            "--tls-cert-file=/c",
+            "--tls-key-file=/k",
+            "--tls-min-version",
+            "1.3",
+        ])
+        .unwrap()
+        .tls
+        .unwrap();
+        assert_eq!(t.policy.min_version, MinVersion::Tls13);
+        assert_eq!(t.policy.tls12_suites, None);
+    }
+
+    #[test]
+    #[cfg(not(feature = "tls"))]
+    fn tls_flags_refused_without_tls() {
+        let e = run(&["-tls-cert-file=/c", "-tls-key-file=/k"]).unwrap_err();
+        assert!(e.contains("built without TLS"), "{e}");
     }
 
     #[test]
@@ -614,6 +781,42 @@ mod tests {
             (&["--sandbox-dirs", "rel"][..], "absolute"),
             (&["--sandbox-dirs", &many][..], "at most 32"),
             (&["--listen-address"][..], "needs a value"),
+            (&["--max-profile-duration", "2h"][..], "1s to 1h"),
+            (&["--tls-cert-file", "/c"][..], "must be set together"),
+            (&["--tls-key-file", "/k"][..], "must be set together"),
+            (
+                &["--tls-client-ca-file", "/ca"][..],
+                "needs --tls-cert-file",
+            ),
+            (
+                &["--tls-min-version=VersionTLS13"][..],
+                "needs --tls-cert-file",
+            ),
+            (
+                &[
+                    "-tls-cert-file=/c",
+                    "-tls-key-file=/k",
+                    "-tls-min-version=VersionTLS11",
+                ][..],
+                "not supported",
+            ),
+            (
+                &[
+                    "-tls-cert-file=/c",
+                    "-tls-key-file=/k",
+                    "-tls-cipher-suites=TLS_RSA_WITH_AES_128_CBC_SHA",
+                ][..],
+                "not implemented by rustls",
+            ),
+            (
+                &[
+                    "-tls-cert-file=/c",
+                    "-tls-key-file=/k",
+                    "-tls-min-version=VersionTLS13",
+                    "-tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                ][..],
+                "VersionTLS13",
+            ),
             // What the engine cannot index is refused, not cut.
             (&["--max-shim-body", "129MiB"][..], "128MiB"),
             (&["--max-shim-body", "1GiB"][..], "what the engine indexes"),

@@ -302,11 +302,15 @@ impl Daemon {
         if self.idle.get(&s.id) == Some(&key) {
             self.idle.remove(&s.id);
         }
-        if let Purpose::Proxy(p) = &s.purpose
-            && let Some(c) = self.clients.get_mut(p.client)
-            && c.proxy == Some(key)
-        {
-            c.proxy = None;
+        if let Purpose::Proxy(p) = &s.purpose {
+            if p.timed {
+                self.profiling.end(&s.id);
+            }
+            if let Some(c) = self.clients.get_mut(p.client)
+                && c.proxy == Some(key)
+            {
+                c.proxy = None;
+            }
         }
         self.fd_freed(now);
     }

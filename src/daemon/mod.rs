@@ -25,13 +25,17 @@ pub mod procfs;
 mod relay;
 mod selfmetrics;
 mod signals;
+#[cfg(feature = "tls")]
+mod tls;
 mod token;
 mod tracing_log;
 mod watch;
 
 use crate::state::body::Pump;
 use crate::state::conn::{Conn, Timeouts};
+use crate::state::proxy::Profiling;
 use crate::state::registry::Registry;
+use crate::state::routes::DebugAccess;
 use crate::state::scraper::{ScrapeConfig, Scraper};
 use crate::state::shim::Exchange;
 use crate::state::slab::{Key, Slab};
@@ -60,6 +64,8 @@ const FD_PRESSURE: Duration = Duration::from_secs(10);
 /// Accepts paused for lack of descriptors are retried this often (and as
 /// soon as any descriptor is released).
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+#[cfg(feature = "tls")]
+const RELOAD_CHECK: Duration = crate::state::tls::reload::CHECK_EVERY;
 
 /// What a deadline in the queue belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,6 +76,9 @@ enum TimerKey {
     Watcher,
     Cri,
     Accept,
+    /// The TLS certificate files' periodic check.
+    #[cfg(feature = "tls")]
+    Tls,
 }
 
 /// Something to drive from the ready queue.
@@ -83,6 +92,10 @@ enum Ready {
 struct Client {
     io: io::Io<TcpStream>,
     conn: Conn,
+    /// On a TLS listener: the session between the socket and `conn`.
+    #[cfg(feature = "tls")]
+    tls: Option<Box<crate::state::tls::Session>>,
+    peer: std::net::SocketAddr,
     /// The shim exchange answering this client's request, if any.
     proxy: Option<Key>,
     /// When this client was last queued as an eviction candidate.
@@ -128,6 +141,13 @@ pub struct Daemon {
     zstd_active: usize,
     accept_paused: bool,
     fd_pressure_until: Option<Instant>,
+    /// HTTPS: the certificate files and the configuration they make.
+    #[cfg(feature = "tls")]
+    tls: Option<tls::Tls>,
+    /// Whether `/debug/*` and `/agent-url` are served.
+    debug: DebugAccess,
+    /// Profiles and traces running, one per sandbox.
+    profiling: Profiling,
     /// `run_scraper` is on the stack.
     running_scraper: bool,
     stop: bool,
@@ -138,6 +158,14 @@ impl Daemon {
     pub fn new(cfg: Config) -> std::io::Result<Daemon> {
         let now = Instant::now();
         let nofile = procfs::raise_nofile_limit();
+        #[cfg(feature = "tls")]
+        let tls = cfg.tls.as_ref().map(tls::Tls::load).transpose()?;
+        #[cfg(feature = "tls")]
+        let client_auth = tls.as_ref().is_some_and(tls::Tls::client_auth);
+        #[cfg(not(feature = "tls"))]
+        let client_auth = false;
+        let debug =
+            DebugAccess::decide(cfg.debug_proxy, cfg.listen.ip().is_loopback(), client_auth);
         let std_listener = std::net::TcpListener::bind(cfg.listen).map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", cfg.listen))
         })?;
@@ -198,6 +226,10 @@ impl Daemon {
             zstd_active: 0,
             accept_paused: false,
             fd_pressure_until: None,
+            #[cfg(feature = "tls")]
+            tls,
+            debug,
+            profiling: Profiling::default(),
             running_scraper: false,
             stop: false,
         };
@@ -206,8 +238,19 @@ impl Daemon {
         d.on_changes(ch, now);
         d.cri_timer(now);
         d.timers.set(TimerKey::Watcher, Some(d.watcher.deadline()));
+        #[cfg(feature = "tls")]
+        if d.tls.is_some() {
+            d.timers.set(TimerKey::Tls, Some(now + RELOAD_CHECK));
+        }
+        if d.debug != DebugAccess::Served {
+            log::info!(
+                access:? = d.debug;
+                "debug endpoints (/debug/*, /agent-url) answer 403; --enable-debug-proxy=true serves them"
+            );
+        }
         if let Ok(addr) = d.listener.local_addr() {
-            log::info!(addr:% = addr, sandboxes = d.reg.len(); "listening");
+            let scheme = if d.cfg.tls.is_some() { "https" } else { "http" };
+            log::info!(addr:% = addr, scheme = scheme, sandboxes = d.reg.len(); "listening");
         }
         Ok(d)
     }
@@ -323,6 +366,13 @@ impl Daemon {
                 }
                 TimerKey::Cri => self.cri_timer(now),
                 TimerKey::Accept => self.accept(now),
+                #[cfg(feature = "tls")]
+                TimerKey::Tls => {
+                    if let Some(t) = self.tls.as_mut() {
+                        t.check();
+                    }
+                    self.timers.set(TimerKey::Tls, Some(now + RELOAD_CHECK));
+                }
             }
             self.drain_ready(now);
         }

@@ -29,12 +29,20 @@ pub(super) struct Proxy {
     /// The client's answer has started; body bytes are relayed.
     streaming: bool,
     deadlines: Deadlines,
+    /// A profile or trace, counted in `Daemon::profiling` until removed.
+    pub(super) timed: bool,
 }
 
 impl Daemon {
     /// Forward `GET target` to the sandbox's shim for `client`.
     pub(super) fn start_proxy(&mut self, client: Key, r: ProxyRequest, now: Instant) {
         let deadlines = Deadlines::new(self.cfg.shim_timeout, r.extra, now);
+        // One profile or trace per sandbox; the slot is taken below, once
+        // the shim connection exists (remove_shim gives it back).
+        if let Err(reply) = self.profiling.admit(&r.id, r.extra, r.head_only, now) {
+            self.reply(client, &reply, now);
+            return;
+        }
         let conn = self
             .reg
             .socket_path(&r.id)
@@ -67,6 +75,10 @@ impl Daemon {
             return;
         }
         let limit = self.cfg.max_shim_body.max(MAX_COLLECT as u64);
+        let timed = !r.extra.is_zero();
+        if timed {
+            self.profiling.begin(&r.id, deadlines.head());
+        }
         self.shims.insert(ShimSock {
             io: Io::new(sock),
             x: Exchange::new(
@@ -86,6 +98,7 @@ impl Daemon {
                 acc: Vec::new(),
                 streaming: false,
                 deadlines,
+                timed,
             }),
         });
         if let Some(c) = self.clients.get_mut(client) {

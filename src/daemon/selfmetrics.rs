@@ -224,6 +224,23 @@ pub(super) fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
         cri.policy.given_up() as u64,
     );
 
+    w.family(
+        "kata_monitor_debug_profiles_running",
+        "pprof profiles and traces being relayed now (at most one per sandbox).",
+        Kind::Gauge,
+    )
+    .sample(
+        "kata_monitor_debug_profiles_running",
+        &[],
+        b"",
+        d.profiling.running() as u64,
+    );
+
+    #[cfg(feature = "tls")]
+    if let Some(t) = &d.tls {
+        tls(&mut w, t);
+    }
+
     // Per sandbox of the round this answer is rendered from.
     type Get = fn(&SlotResult) -> Value;
     let per_sandbox: [(&str, &str, Get); 3] = [
@@ -289,4 +306,43 @@ pub(super) fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
     }
     w.finish();
     out
+}
+
+/// HTTPS listener figures (only when TLS is on).
+#[cfg(feature = "tls")]
+fn tls(w: &mut TextWriter, t: &super::tls::Tls) {
+    let n = "kata_monitor_tls_handshake_failures_total";
+    w.family(
+        n,
+        "TLS connections closed before or while serving, by reason (plain_http: a plain HTTP request on the TLS port).",
+        Kind::Counter,
+    );
+    for (label, count) in super::tls::FAILURE_LABELS.iter().zip(t.failures) {
+        w.sample(n, &[("reason", label)], b"", count);
+    }
+    let counters = [
+        (
+            "kata_monitor_tls_certificate_reloads_total",
+            "Times changed certificate files were loaded without a restart.",
+            t.reloads,
+        ),
+        (
+            "kata_monitor_tls_certificate_reload_errors_total",
+            "Times changed certificate files could not be used (the previous certificate stays in use).",
+            t.reload_errors,
+        ),
+    ];
+    for (name, help, v) in counters {
+        w.family(name, help, Kind::Counter)
+            .sample(name, &[], b"", v);
+    }
+    if let Some(not_after) = t.not_after() {
+        let n = "kata_monitor_tls_certificate_expiry_timestamp_seconds";
+        w.family(
+            n,
+            "notAfter of the certificate served to new connections, in seconds since the Unix epoch.",
+            Kind::Gauge,
+        )
+        .sample(n, &[], b"", not_after.max(0) as u64);
+    }
 }

@@ -67,6 +67,8 @@ pub enum CloseReason {
     Done,
     /// Closed by the reactor (to admit another client, or shutting down).
     Evicted,
+    /// The TLS session failed (handshake, plain HTTP, bad record).
+    Tls,
 }
 
 impl CloseReason {
@@ -80,6 +82,7 @@ impl CloseReason {
             CloseReason::WriteStall => "write_stall",
             CloseReason::Done => "done",
             CloseReason::Evicted => "evicted",
+            CloseReason::Tls => "tls_failed",
         }
     }
 }

@@ -18,6 +18,9 @@
 //!   metadata.
 //! * [`routes`]: what each endpoint answers; [`proxy`]: the answers of
 //!   requests forwarded to a shim.
+//! * [`tls`]: TLS between a client socket and its connection, the
+//!   server configuration built from the certificate files, and when to
+//!   reload them.
 //! * [`outcome`]: typed fetch failures; [`slab`]: generational keys.
 
 #![warn(unreachable_pub)]
@@ -35,3 +38,4 @@ pub mod scraper;
 pub mod shim;
 pub mod slab;
 pub mod timers;
+pub mod tls;

@@ -283,9 +283,83 @@ pub fn rewrite_pprof_links(page: &str, sandbox: &str) -> String {
     out
 }
 
+/// Profiles and traces running, by sandbox: at most one each, since a
+/// second would make the shim profile itself twice over (Go's pprof
+/// refuses a concurrent CPU profile anyway, after its whole duration).
+/// A request is timed when it has a duration (`extra`).
+#[derive(Default)]
+pub struct Profiling {
+    /// Sandbox id, and when its profile's answer is due at the latest.
+    running: std::collections::HashMap<String, Instant>,
+}
+
+impl Profiling {
+    /// May a request for `id` with duration `extra` start now? `Err`: the
+    /// 429 answer, while another profile of `id` runs.
+    pub fn admit(
+        &self,
+        id: &str,
+        extra: Duration,
+        head_only: bool,
+        now: Instant,
+    ) -> Result<(), Reply> {
+        let Some(&due) = self.running.get(id).filter(|_| !extra.is_zero()) else {
+            return Ok(());
+        };
+        let wait = due.saturating_duration_since(now).as_secs().max(1);
+        let mut r = Reply::text(
+            429,
+            format!(
+                "a profile or trace of sandbox {id} is running; one at a time per sandbox, \
+                 retry in {wait} s\n"
+            ),
+            head_only,
+        );
+        r.headers.push(("Retry-After", wait.to_string()));
+        Err(r)
+    }
+
+    /// A timed request for `id` started; its answer is due by `until`.
+    pub fn begin(&mut self, id: &str, until: Instant) {
+        self.running.insert(id.to_string(), until);
+    }
+
+    /// The profile of `id` ended (answered, failed or abandoned).
+    pub fn end(&mut self, id: &str) {
+        self.running.remove(id);
+    }
+
+    /// Profiles and traces running.
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_profile_per_sandbox_at_a_time() {
+        let now = Instant::now();
+        let secs = Duration::from_secs;
+        let mut p = Profiling::default();
+        assert_eq!(p.admit("a", secs(30), false, now), Ok(()));
+        p.begin("a", now + secs(33));
+        let r = p.admit("a", secs(5), false, now + secs(10)).unwrap_err();
+        assert_eq!(r.status, 429);
+        assert!(r.headers.contains(&("Retry-After", "23".into())));
+        assert_eq!(
+            p.admit("a", secs(0), false, now),
+            Ok(()),
+            "untimed: still served"
+        );
+        assert_eq!(p.admit("b", secs(1), false, now), Ok(()));
+        assert_eq!(p.running(), 1);
+        p.end("a");
+        assert_eq!(p.running(), 0);
+        assert_eq!(p.admit("a", secs(1), false, now), Ok(()));
+    }
 
     fn head(status: u16, ctype: Option<&str>, framing: BodyFraming) -> Head {
         Head {

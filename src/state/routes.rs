@@ -55,7 +55,56 @@ const DEBUG_ENDPOINTS: &[(&str, &str)] = &[
 /// What the routes may look at.
 pub struct Ctx<'a> {
     pub reg: &'a Registry,
-    pub debug_proxy: bool,
+    pub debug: DebugAccess,
+    /// Longest profile or trace a request may ask for.
+    pub max_profile: Duration,
+}
+
+/// Whether `/debug/*` and `/agent-url` are served: they expose shim
+/// profiles, traces, command lines and agent URLs, and make a shim
+/// profile itself on request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DebugAccess {
+    Served,
+    /// Not asked for, and the listener is reachable from other hosts
+    /// without a client certificate.
+    ClosedByDefault,
+    /// `--enable-debug-proxy=false`.
+    Disabled,
+}
+
+impl DebugAccess {
+    /// `flag`: `--enable-debug-proxy` if given. Unset, the endpoints are
+    /// served only to this host (a loopback listener) or to clients that
+    /// proved who they are (client certificates required).
+    pub fn decide(flag: Option<bool>, loopback: bool, client_certs: bool) -> DebugAccess {
+        match flag {
+            Some(true) => DebugAccess::Served,
+            Some(false) => DebugAccess::Disabled,
+            None if loopback || client_certs => DebugAccess::Served,
+            None => DebugAccess::ClosedByDefault,
+        }
+    }
+
+    fn refusal(self) -> Option<&'static str> {
+        match self {
+            DebugAccess::Served => None,
+            DebugAccess::ClosedByDefault => Some(
+                "debug endpoints are off: the listener is not loopback and no client \
+                 certificate is required (--tls-client-ca-file); enable them with \
+                 --enable-debug-proxy=true\n",
+            ),
+            DebugAccess::Disabled => Some(
+                "debug endpoints are disabled by --enable-debug-proxy=false; enable them \
+                 with --enable-debug-proxy=true\n",
+            ),
+        }
+    }
+}
+
+/// `/agent-url` and everything under `/debug`.
+fn is_debug(path: &str) -> bool {
+    path == "/agent-url" || path == "/debug/pprof" || path.starts_with("/debug/")
 }
 
 /// How to answer a request.
@@ -89,6 +138,11 @@ pub fn route(req: &Request, ctx: &Ctx) -> Route {
             head_only: false,
         });
     }
+    if is_debug(&req.path)
+        && let Some(why) = ctx.debug.refusal()
+    {
+        return Route::Reply(Reply::text(403, why, head_only));
+    }
     match req.path.as_str() {
         "/metrics" if query_has(&req.query, "sandbox") => {
             match sandbox_param(req, ctx).and_then(|id| scrapable(id, ctx, head_only)) {
@@ -112,11 +166,11 @@ pub fn route(req: &Request, ctx: &Ctx) -> Route {
             }
         }
         "/" => {
-            let (ctype, body) = index_page(req.html, ctx.debug_proxy);
+            let (ctype, body) = index_page(req.html, ctx.debug == DebugAccess::Served);
             page(ctype, body, head_only)
         }
         "/sandboxes" => {
-            let (ctype, body) = sandboxes_page(req.html, ctx.reg, ctx.debug_proxy);
+            let (ctype, body) = sandboxes_page(req.html, ctx.reg, ctx.debug == DebugAccess::Served);
             page(ctype, body, head_only)
         }
         "/agent-url" => match sandbox_param(req, ctx) {
@@ -130,7 +184,7 @@ pub fn route(req: &Request, ctx: &Ctx) -> Route {
             Err(r) => Route::Reply(r),
         },
         "/healthz" => Route::Health { head_only },
-        "/debug/pprof" if ctx.debug_proxy => {
+        "/debug/pprof" => {
             // What Go's ServeMux (upstream's router, and the shim's)
             // answers for a subtree without its slash; the query stays.
             let mut location = String::from("/debug/pprof/");
@@ -152,20 +206,20 @@ pub fn route(req: &Request, ctx: &Ctx) -> Route {
                 head_only,
             })
         }
-        p if p.starts_with("/debug/") && ctx.debug_proxy => match sandbox_param(req, ctx)
+        p if p.starts_with("/debug/") => match sandbox_param(req, ctx)
             .and_then(|id| scrapable(id, ctx, head_only))
             .and_then(|id| go_debug(id, p, ctx, head_only))
         {
-            Ok(id) => {
-                let (kind, extra) = debug_kind(req);
-                Route::Proxy(ProxyRequest {
+            Ok(id) => match debug_kind(req, ctx.max_profile) {
+                Ok((kind, extra)) => Route::Proxy(ProxyRequest {
                     id,
                     target: req.target.clone(),
                     kind,
                     head_only,
                     extra,
-                })
-            }
+                }),
+                Err(r) => Route::Reply(r),
+            },
             Err(r) => Route::Reply(r),
         },
         _ => Route::Reply(Reply::text(404, "404 page not found\n", head_only)),
@@ -194,8 +248,11 @@ fn page(ctype: &'static str, body: String, head_only: bool) -> Route {
 /// Which `/debug/*` proxy, and how long past the shim timeout its head may
 /// take. How the shim (Go's net/http/pprof) reads `seconds`: an integer
 /// for profile and the named profiles, a float for trace; a value that
-/// does not parse or is not positive means the default.
-fn debug_kind(req: &Request) -> (ProxyKind, Duration) {
+/// does not parse or is not positive means the default. A duration over
+/// `max` (the default included) is refused with 400, as Go's pprof refuses
+/// one longer than its server's write timeout: clamping would hand back a
+/// shorter profile than asked without saying so.
+fn debug_kind(req: &Request, max: Duration) -> Result<(ProxyKind, Duration), Reply> {
     let seconds = |default: f64, float: bool| {
         let v = query_value(&req.query, "seconds");
         let v = v.as_deref().unwrap_or("");
@@ -206,15 +263,25 @@ fn debug_kind(req: &Request) -> (ProxyKind, Duration) {
         };
         let s = parsed
             .filter(|s| s.is_finite() && *s > 0.0)
-            .unwrap_or(default)
-            .min(3600.0);
-        Duration::from_secs_f64(s)
+            .unwrap_or(default);
+        if s > max.as_secs_f64() {
+            return Err(Reply::text(
+                400,
+                format!(
+                    "seconds={s} is over the {} s a profile or trace may take here \
+                     (--max-profile-duration); ask for less\n",
+                    max.as_secs_f64()
+                ),
+                req.method == Method::Head,
+            ));
+        }
+        Ok(Duration::from_secs_f64(s))
     };
     let stream = |content_type, disposition| ProxyKind::Debug {
         content_type,
         disposition,
     };
-    match req.path.as_str() {
+    Ok(match req.path.as_str() {
         "/debug/pprof/" => (ProxyKind::PprofIndex, Duration::ZERO),
         "/debug/pprof/symbol" => (
             stream(Some("text/plain; charset=utf-8"), None),
@@ -225,14 +292,14 @@ fn debug_kind(req: &Request) -> (ProxyKind, Duration) {
                 Some("application/octet-stream"),
                 Some("attachment; filename=\"trace\""),
             ),
-            seconds(1.0, true),
+            seconds(1.0, true)?,
         ),
-        "/debug/pprof/profile" => (stream(None, None), seconds(30.0, false)),
+        "/debug/pprof/profile" => (stream(None, None), seconds(30.0, false)?),
         // Named profiles (heap, allocs, block, mutex, goroutine, ...) take
         // `seconds` too: Go then answers a delta after that long.
-        p if p.starts_with("/debug/pprof/") => (stream(None, None), seconds(0.0, false)),
+        p if p.starts_with("/debug/pprof/") => (stream(None, None), seconds(0.0, false)?),
         _ => (stream(None, None), Duration::ZERO),
-    }
+    })
 }
 
 /// The `sandbox` query parameter, or the 400/404 answer when it is missing,
@@ -420,7 +487,8 @@ mod tests {
             &req(s),
             &Ctx {
                 reg: &reg,
-                debug_proxy: true,
+                debug: DebugAccess::Served,
+                max_profile: Duration::from_secs(3600),
             },
         )
     }
@@ -501,8 +569,14 @@ mod tests {
         assert_eq!(extra("/debug/pprof/trace?sandbox=sb1&seconds=1.5"), 1.5);
         assert_eq!(extra("/debug/pprof/heap?sandbox=sb1&seconds=2"), 2.0);
         assert_eq!(
-            extra("/debug/pprof/profile?sandbox=sb1&seconds=99999"),
+            extra("/debug/pprof/profile?sandbox=sb1&seconds=3600"),
             3600.0
+        );
+        assert_eq!(
+            status(&route_of(
+                "GET /debug/pprof/profile?sandbox=sb1&seconds=3601 HTTP/1.1\r\n\r\n"
+            )),
+            400
         );
         assert_eq!(extra("/debug/vars?sandbox=sb1"), 0.0);
         match route_of("GET /debug/pprof/?sandbox=sb1 HTTP/1.1\r\n\r\n") {
@@ -519,15 +593,95 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let reg = reg();
-        let off = Ctx {
-            reg: &reg,
-            debug_proxy: false,
-        };
-        let r = route(&req("GET /debug/vars?sandbox=sb1 HTTP/1.1\r\n\r\n"), &off);
-        assert_eq!(status(&r), 404);
         let (_, index) = index_page(false, false);
         assert!(!index.contains("/debug"));
+    }
+
+    #[test]
+    fn debug_endpoints_closed_by_default_off_loopback() {
+        use DebugAccess::*;
+        assert_eq!(DebugAccess::decide(None, true, false), Served);
+        assert_eq!(DebugAccess::decide(None, false, true), Served);
+        assert_eq!(DebugAccess::decide(None, false, false), ClosedByDefault);
+        assert_eq!(DebugAccess::decide(Some(true), false, false), Served);
+        assert_eq!(DebugAccess::decide(Some(false), true, true), Disabled);
+        let reg = reg();
+        for (debug, hint) in [
+            (ClosedByDefault, "--enable-debug-proxy=true"),
+            (Disabled, "disabled by --enable-debug-proxy=false"),
+        ] {
+            let ctx = Ctx {
+                reg: &reg,
+                debug,
+                max_profile: Duration::from_secs(30),
+            };
+            for target in [
+                "/debug/vars?sandbox=sb1",
+                "/debug/pprof/profile?sandbox=sb1",
+                "/debug/pprof",
+                "/debug/pprof/",
+                "/agent-url?sandbox=sb1",
+                "/debug/anything",
+            ] {
+                match route(&req(&format!("GET {target} HTTP/1.1\r\n\r\n")), &ctx) {
+                    Route::Reply(r) => {
+                        assert_eq!(r.status, 403, "{target}");
+                        assert!(String::from_utf8_lossy(&r.body).contains(hint));
+                    }
+                    other => panic!("{target}: {other:?}"),
+                }
+            }
+            match route(&req("GET /metrics HTTP/1.1\r\n\r\n"), &ctx) {
+                Route::Metrics { .. } => {}
+                other => panic!("{other:?}"),
+            }
+            match route(&req("GET / HTTP/1.1\r\n\r\n"), &ctx) {
+                Route::Reply(r) => assert!(!String::from_utf8_lossy(&r.body).contains("/debug")),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn profile_durations_are_capped() {
+        let reg = reg();
+        let ctx = Ctx {
+            reg: &reg,
+            debug: DebugAccess::Served,
+            max_profile: Duration::from_secs(30),
+        };
+        let st = |t: &str| match route(&req(&format!("GET {t} HTTP/1.1\r\n\r\n")), &ctx) {
+            Route::Reply(r) => r.status,
+            Route::Proxy(p) => {
+                assert!(p.extra <= Duration::from_secs(30));
+                200
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            st("/debug/pprof/profile?sandbox=sb1"),
+            200,
+            "Go's default 30 s"
+        );
+        assert_eq!(st("/debug/pprof/profile?sandbox=sb1&seconds=30"), 200);
+        assert_eq!(st("/debug/pprof/profile?sandbox=sb1&seconds=31"), 400);
+        assert_eq!(st("/debug/pprof/trace?sandbox=sb1&seconds=30.5"), 400);
+        assert_eq!(st("/debug/pprof/heap?sandbox=sb1&seconds=600"), 400);
+        assert_eq!(st("/debug/pprof/heap?sandbox=sb1"), 200);
+        let short = Ctx {
+            max_profile: Duration::from_secs(10),
+            ..ctx
+        };
+        match route(
+            &req("GET /debug/pprof/profile?sandbox=sb1 HTTP/1.1\r\n\r\n"),
+            &short,
+        ) {
+            Route::Reply(r) => {
+                assert_eq!(r.status, 400, "the default 30 s is over a 10 s cap");
+                assert!(String::from_utf8_lossy(&r.body).contains("--max-profile-duration"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -554,7 +708,8 @@ mod tests {
         reg.set_meta("rs", Some(meta("kata-dragonball")));
         let ctx = Ctx {
             reg: &reg,
-            debug_proxy: true,
+            debug: DebugAccess::Served,
+            max_profile: Duration::from_secs(30),
         };
         let get = |t: &str| route(&req(&format!("GET {t} HTTP/1.1\r\n\r\n")), &ctx);
         let reply = |t: &str| match get(t) {

@@ -154,3 +154,15 @@ pub fn shim_response(data: &[u8]) {
         let _ = d.eof();
     }
 }
+
+/// A certificate file's bytes (what an operator points --tls-cert-file at):
+/// the validity reader never panics, and any date it returns lies in what
+/// the two time forms can spell: UTCTime 1950-2049, GeneralizedTime
+/// 0000-9999 (0000-01-01 to 9999-12-31T23:59:59Z).
+pub fn der_validity(data: &[u8]) {
+    if let Some(v) = kata_monitor::wire::der::validity(data) {
+        let range = -62_167_219_200..=253_402_300_799;
+        assert!(range.contains(&v.not_before), "{v:?}");
+        assert!(range.contains(&v.not_after), "{v:?}");
+    }
+}

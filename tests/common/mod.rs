@@ -13,5 +13,7 @@ pub mod godiff;
 pub mod node;
 pub mod oracle;
 pub mod peer;
+#[cfg(feature = "tls")]
+pub mod pki;
 pub mod prom;
 pub mod upstream_differences;

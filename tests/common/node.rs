@@ -304,18 +304,27 @@ pub fn http(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str
 /// Read one response from `s` (Content-Length, chunked or close-delimited).
 /// Bytes after it stay in `s.pending` for the next call (pipelining).
 pub fn read_response(s: &mut Client, head_only: bool) -> Option<Resp> {
+    read_response_from(&mut s.sock, &mut s.pending, head_only)
+}
+
+/// [`read_response`] over any stream (a TLS one), with its read-ahead.
+pub fn read_response_from(
+    sock: &mut impl Read,
+    pending: &mut Vec<u8>,
+    head_only: bool,
+) -> Option<Resp> {
     let mut tmp = [0u8; 65536];
     let head_end = loop {
-        if let Some(p) = s.pending.windows(4).position(|w| w == b"\r\n\r\n") {
+        if let Some(p) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
             break p + 4;
         }
-        let n = s.sock.read(&mut tmp).ok()?;
+        let n = sock.read(&mut tmp).ok()?;
         if n == 0 {
             return None;
         }
-        s.pending.extend_from_slice(&tmp[..n]);
+        pending.extend_from_slice(&tmp[..n]);
     };
-    let head = String::from_utf8(s.pending[..head_end].to_vec()).ok()?;
+    let head = String::from_utf8(pending[..head_end].to_vec()).ok()?;
     let mut lines = head.split("\r\n");
     let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
     let headers: Vec<(String, String)> = lines
@@ -329,8 +338,7 @@ pub fn read_response(s: &mut Client, head_only: bool) -> Option<Resp> {
             .find(|(k, _)| k.eq_ignore_ascii_case(n))
             .map(|(_, v)| v.clone())
     };
-    let mut rest: Vec<u8> = s.pending.drain(..).skip(head_end).collect();
-    let sock = &mut s.sock;
+    let mut rest: Vec<u8> = pending.drain(..).skip(head_end).collect();
     let mut fill = |rest: &mut Vec<u8>, want: usize| -> bool {
         while rest.len() < want {
             match sock.read(&mut tmp) {
@@ -341,14 +349,14 @@ pub fn read_response(s: &mut Client, head_only: bool) -> Option<Resp> {
         true
     };
     let body = if head_only || status == 304 || status == 204 {
-        s.pending = rest;
+        *pending = rest;
         Vec::new()
     } else if let Some(l) = get("content-length") {
         let l: usize = l.parse().ok()?;
         if !fill(&mut rest, l) {
             return None;
         }
-        s.pending = rest.split_off(l);
+        *pending = rest.split_off(l);
         rest
     } else if get("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
         let mut body = Vec::new();
@@ -383,10 +391,10 @@ pub fn read_response(s: &mut Client, head_only: bool) -> Option<Resp> {
             body.extend_from_slice(&rest[pos..pos + size]);
             pos += size + 2;
         }
-        s.pending = rest.split_off(pos);
+        *pending = rest.split_off(pos);
         body
     } else {
-        let _ = s.sock.read_to_end(&mut rest);
+        let _ = sock.read_to_end(&mut rest);
         rest
     };
     Some(Resp {

@@ -56,7 +56,21 @@ impl Drop for Prom {
 
 impl Prom {
     pub fn start(bin: &std::path::Path, target: std::net::SocketAddr) -> Prom {
+        Prom::start_job(bin, target, "", |_| {})
+    }
+
+    /// `job` is YAML added to the scrape job at its indentation (e.g.
+    /// `scheme: https` and a `tls_config`); `setup` writes files it names
+    /// into Prometheus's directory first.
+    pub fn start_job(
+        bin: &std::path::Path,
+        target: std::net::SocketAddr,
+        job: &str,
+        setup: impl FnOnce(&std::path::Path),
+    ) -> Prom {
         let dir = tmpdir("prom");
+        setup(&dir);
+        let job: String = job.lines().map(|l| format!("    {l}\n")).collect();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -66,7 +80,7 @@ impl Prom {
         std::fs::write(
             &cfg,
             format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: kata\n    static_configs:\n      - targets: ['{target}']\n"
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: kata\n{job}    static_configs:\n      - targets: ['{target}']\n"
             ),
         )
         .unwrap();

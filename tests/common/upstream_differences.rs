@@ -74,6 +74,12 @@ pub const OWN_ADDED: &[&str] = &[
     "kata_monitor_sandbox_scrape_bytes",
     "kata_monitor_sandbox_scrape_errors",
     "kata_monitor_dropped_lines_total",
+    "kata_monitor_debug_profiles_running",
+    // With TLS on only.
+    "kata_monitor_tls_handshake_failures_total",
+    "kata_monitor_tls_certificate_reloads_total",
+    "kata_monitor_tls_certificate_reload_errors_total",
+    "kata_monitor_tls_certificate_expiry_timestamp_seconds",
 ];
 
 /// The README entry that lets a family be in one answer only.
