@@ -233,173 +233,224 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             Short(c) => return Err(format!("unknown flag -{c}")),
             Value(v) => return Err(format!("unexpected argument {:?}", v.to_string_lossy())),
         };
-        let value = |p: &mut lexopt::Parser| -> Result<String, String> {
-            p.value()
-                .map_err(|_| format!("flag --{flag} needs a value"))?
-                .into_string()
-                .map_err(|v| format!("invalid value for --{flag}: {v:?}"))
-        };
-        let bad = |v: &str, what: &str| format!("invalid value for --{flag}: {v:?} ({what})");
         match flag.as_str() {
             "help" => return Ok(Command::Help),
             "version" => return Ok(Command::Version),
-            "listen-address" => {
-                let v = value(&mut p)?;
-                cfg.listen = parse_listen(&v).ok_or_else(|| bad(&v, "expected HOST:PORT"))?;
-            }
-            "runtime-endpoint" => {
-                let v = value(&mut p)?;
-                cfg.runtime_endpoint = parse_endpoint(&v).map_err(|e| bad(&v, &e))?;
-            }
-            "log-level" => {
-                let v = value(&mut p)?;
-                cfg.log_level = parse_level(&v)
-                    .ok_or_else(|| bad(&v, "trace, debug, info, warn, error, fatal, panic"))?;
-            }
-            "sandbox-dirs" => {
-                let v = value(&mut p)?;
-                let dirs: Vec<PathBuf> = v
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|d| !d.is_empty())
-                    .map(PathBuf::from)
-                    .collect();
-                if dirs.is_empty() || dirs.iter().any(|d| !d.is_absolute()) {
-                    return Err(bad(&v, "comma-separated absolute paths"));
-                }
-                if dirs.len() > MAX_SANDBOX_DIRS {
-                    return Err(bad(&v, "at most 32 directories"));
-                }
-                cfg.sandbox_dirs = dirs;
-            }
-            "shim-timeout" => {
-                let v = value(&mut p)?;
-                cfg.shim_timeout = parse_duration(&v)
-                    .filter(|d| !d.is_zero() && *d <= Duration::from_secs(3600))
-                    .ok_or_else(|| bad(&v, "a duration like 3s or 500ms, up to 1h"))?;
-            }
-            "max-connections" => {
-                let v = value(&mut p)?;
-                cfg.max_connections = number(&v, 1..=65536).ok_or_else(|| bad(&v, "1 to 65536"))?;
-            }
-            "gzip-level" => {
-                let v = value(&mut p)?;
-                cfg.gzip_level = number(&v, 0..=9).ok_or_else(|| bad(&v, "0 to 9"))?;
-            }
-            "zstd-level" => {
-                let v = value(&mut p)?;
-                cfg.zstd_level = number(&v, 0..=19).ok_or_else(|| bad(&v, "0 to 19"))?;
-                if cfg.zstd_level > 0 && !cfg!(feature = "zstd") {
-                    return Err(format!(
-                        "--zstd-level {v}: this build has no zstd (cargo feature `zstd`); 0 or leave it out"
-                    ));
-                }
-            }
-            "max-shim-body" => {
-                let v = value(&mut p)?;
-                cfg.max_shim_body = parse_size(&v)
-                    .filter(|n| (1024..=MAX_BODY as u64).contains(n))
-                    .ok_or_else(|| {
-                        bad(
-                            &v,
-                            "a size like 32MiB, 1KiB to 128MiB (what the engine indexes)",
-                        )
-                    })?;
-            }
-            "max-series-per-sandbox" => {
-                let v = value(&mut p)?;
-                cfg.max_series =
-                    number(&v, 1..=MAX_SERIES).ok_or_else(|| bad(&v, "1 to 10000000"))?;
-            }
-            "max-line-length" => {
-                let v = value(&mut p)?;
-                cfg.max_line = parse_size(&v)
-                    .filter(|n| (1024..=lex::MAX_LINE as u64).contains(n))
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| bad(&v, "a size like 16KiB, 1KiB to 64KiB"))?;
-            }
-            "max-labels-per-series" => {
-                let v = value(&mut p)?;
-                cfg.max_labels =
-                    number(&v, 1..=lex::MAX_LABELS as u8).ok_or_else(|| bad(&v, "1 to 32"))?;
-            }
-            "http-header-timeout" | "http-idle-timeout" => {
-                let v = value(&mut p)?;
-                let d = parse_duration(&v)
-                    .filter(|d| !d.is_zero() && *d <= Duration::from_secs(86400))
-                    .ok_or_else(|| bad(&v, "a duration like 10s, up to 24h"))?;
-                if flag == "http-header-timeout" {
-                    cfg.header_timeout = d;
-                } else {
-                    cfg.idle_timeout = d;
-                }
-            }
-            "enable-debug-proxy" => {
-                // Go bool flags: `-flag` alone means true, `-flag=false`. The
-                // monitor takes no positional arguments, so a following bare
-                // `true`/`false` is unambiguous and is taken as the value too.
-                let v = match p.optional_value() {
-                    Some(v) => v.into_string().map_err(|_| bad("?", "true or false"))?,
-                    None => {
-                        let mut raw = p.raw_args().map_err(|e| e.to_string())?;
-                        let next = raw.peek().and_then(|n| n.to_str()).and_then(parse_bool);
-                        match next {
-                            Some(b) => {
-                                raw.next();
-                                b.to_string()
-                            }
-                            None => "true".into(),
-                        }
-                    }
+            "enable-debug-proxy" => cfg.debug_proxy = Some(bool_value(&mut p, &flag)?),
+            _ => {
+                let mut value = || -> Result<String, String> {
+                    p.value()
+                        .map_err(|_| format!("flag --{flag} needs a value"))?
+                        .into_string()
+                        .map_err(|v| format!("invalid value for --{flag}: {v:?}"))
                 };
-                cfg.debug_proxy = Some(parse_bool(&v).ok_or_else(|| bad(&v, "true or false"))?);
-            }
-            "max-profile-duration" => {
-                let v = value(&mut p)?;
-                cfg.max_profile = parse_duration(&v)
-                    .filter(|d| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(3600))
-                    .ok_or_else(|| bad(&v, "a duration like 30s, 1s to 1h"))?;
-            }
-            "tls-cert-file" => tls.cert = non_empty(value(&mut p)?),
-            "tls-key-file" => tls.key = non_empty(value(&mut p)?),
-            "tls-client-ca-file" => tls.client_ca = non_empty(value(&mut p)?),
-            "tls-min-version" => tls.min_version = non_empty(value(&mut p)?),
-            "tls-cipher-suites" => tls.cipher_suites = non_empty(value(&mut p)?),
-            "exclude-runtime-handler" => {
-                let v = value(&mut p)?;
-                for pat in v.split(',').map(str::trim) {
-                    if pat.is_empty() || pat.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                        return Err(bad(&v, "a runtime handler name or glob, e.g. kata-*-rs"));
-                    }
-                    cfg.exclude_runtime_handlers.push(pat.to_string());
+                let known = node_flag(&mut cfg, &flag, &mut value)?
+                    || limit_flag(&mut cfg, &flag, &mut value)?
+                    || server_flag(&mut cfg, &mut tls, &flag, &mut value)?;
+                if !known {
+                    return Err(format!("unknown flag --{flag} (see --help)"));
                 }
             }
-            "exclude-sandbox-dir" => {
-                let v = value(&mut p)?;
-                if !v.starts_with('/') {
-                    return Err(bad(&v, "an absolute path, one of --sandbox-dirs"));
-                }
-                cfg.exclude_sandbox_dirs.push(PathBuf::from(v));
-            }
-            "runtime-rs-sandbox-dirs" => {
-                let v = value(&mut p)?;
-                let dirs: Vec<PathBuf> = v
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|d| !d.is_empty())
-                    .map(PathBuf::from)
-                    .collect();
-                if dirs.iter().any(|d| !d.is_absolute()) {
-                    return Err(bad(&v, "comma-separated absolute paths"));
-                }
-                cfg.runtime_rs_dirs = Some(dirs);
-            }
-            other => return Err(format!("unknown flag --{other} (see --help)")),
         }
     }
     cfg.tls = tls.check()?;
     cfg.rules()?;
     Ok(Command::Run(Box::new(cfg)))
+}
+
+/// A Go bool flag: `-flag` alone means true, `-flag=false`. The monitor
+/// takes no positional arguments, so a following bare `true`/`false` is
+/// unambiguous and is taken as the value too.
+fn bool_value(p: &mut lexopt::Parser, flag: &str) -> Result<bool, String> {
+    let bad = |v: &str| format!("invalid value for --{flag}: {v:?} (true or false)");
+    let v = match p.optional_value() {
+        Some(v) => v.into_string().map_err(|_| bad("?"))?,
+        None => {
+            let mut raw = p.raw_args().map_err(|e| e.to_string())?;
+            let next = raw.peek().and_then(|n| n.to_str()).and_then(parse_bool);
+            match next {
+                Some(b) => {
+                    raw.next();
+                    b.to_string()
+                }
+                None => "true".into(),
+            }
+        }
+    };
+    parse_bool(&v).ok_or_else(|| bad(&v))
+}
+
+/// Where to listen, the CRI, the sandbox roots and which sandboxes to leave out: applies `flag` if it is one of them (`Ok(false)` if not), reading
+/// its value through `value` only then.
+fn node_flag(
+    cfg: &mut Config,
+    flag: &str,
+    value: &mut dyn FnMut() -> Result<String, String>,
+) -> Result<bool, String> {
+    let bad = |v: &str, what: &str| format!("invalid value for --{flag}: {v:?} ({what})");
+    match flag {
+        "listen-address" => {
+            let v = value()?;
+            cfg.listen = parse_listen(&v).ok_or_else(|| bad(&v, "expected HOST:PORT"))?;
+        }
+        "runtime-endpoint" => {
+            let v = value()?;
+            cfg.runtime_endpoint = parse_endpoint(&v).map_err(|e| bad(&v, &e))?;
+        }
+        "log-level" => {
+            let v = value()?;
+            cfg.log_level = parse_level(&v)
+                .ok_or_else(|| bad(&v, "trace, debug, info, warn, error, fatal, panic"))?;
+        }
+        "sandbox-dirs" => {
+            let v = value()?;
+            let dirs: Vec<PathBuf> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .collect();
+            if dirs.is_empty() || dirs.iter().any(|d| !d.is_absolute()) {
+                return Err(bad(&v, "comma-separated absolute paths"));
+            }
+            if dirs.len() > MAX_SANDBOX_DIRS {
+                return Err(bad(&v, "at most 32 directories"));
+            }
+            cfg.sandbox_dirs = dirs;
+        }
+        "exclude-runtime-handler" => {
+            let v = value()?;
+            for pat in v.split(',').map(str::trim) {
+                if pat.is_empty() || pat.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(bad(&v, "a runtime handler name or glob, e.g. kata-*-rs"));
+                }
+                cfg.exclude_runtime_handlers.push(pat.to_string());
+            }
+        }
+        "exclude-sandbox-dir" => {
+            let v = value()?;
+            if !v.starts_with('/') {
+                return Err(bad(&v, "an absolute path, one of --sandbox-dirs"));
+            }
+            cfg.exclude_sandbox_dirs.push(PathBuf::from(v));
+        }
+        "runtime-rs-sandbox-dirs" => {
+            let v = value()?;
+            let dirs: Vec<PathBuf> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .collect();
+            if dirs.iter().any(|d| !d.is_absolute()) {
+                return Err(bad(&v, "comma-separated absolute paths"));
+            }
+            cfg.runtime_rs_dirs = Some(dirs);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Per-shim deadline, compression and per-sandbox limits: applies `flag` if it is one of them (`Ok(false)` if not), reading
+/// its value through `value` only then.
+fn limit_flag(
+    cfg: &mut Config,
+    flag: &str,
+    value: &mut dyn FnMut() -> Result<String, String>,
+) -> Result<bool, String> {
+    let bad = |v: &str, what: &str| format!("invalid value for --{flag}: {v:?} ({what})");
+    match flag {
+        "shim-timeout" => {
+            let v = value()?;
+            cfg.shim_timeout = parse_duration(&v)
+                .filter(|d| !d.is_zero() && *d <= Duration::from_secs(3600))
+                .ok_or_else(|| bad(&v, "a duration like 3s or 500ms, up to 1h"))?;
+        }
+        "max-connections" => {
+            let v = value()?;
+            cfg.max_connections = number(&v, 1..=65536).ok_or_else(|| bad(&v, "1 to 65536"))?;
+        }
+        "gzip-level" => {
+            let v = value()?;
+            cfg.gzip_level = number(&v, 0..=9).ok_or_else(|| bad(&v, "0 to 9"))?;
+        }
+        "zstd-level" => {
+            let v = value()?;
+            cfg.zstd_level = number(&v, 0..=19).ok_or_else(|| bad(&v, "0 to 19"))?;
+            if cfg.zstd_level > 0 && !cfg!(feature = "zstd") {
+                return Err(format!(
+                    "--zstd-level {v}: this build has no zstd (cargo feature `zstd`); 0 or leave it out"
+                ));
+            }
+        }
+        "max-shim-body" => {
+            let v = value()?;
+            cfg.max_shim_body = parse_size(&v)
+                .filter(|n| (1024..=MAX_BODY as u64).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        &v,
+                        "a size like 32MiB, 1KiB to 128MiB (what the engine indexes)",
+                    )
+                })?;
+        }
+        "max-series-per-sandbox" => {
+            let v = value()?;
+            cfg.max_series = number(&v, 1..=MAX_SERIES).ok_or_else(|| bad(&v, "1 to 10000000"))?;
+        }
+        "max-line-length" => {
+            let v = value()?;
+            cfg.max_line = parse_size(&v)
+                .filter(|n| (1024..=lex::MAX_LINE as u64).contains(n))
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| bad(&v, "a size like 16KiB, 1KiB to 64KiB"))?;
+        }
+        "max-labels-per-series" => {
+            let v = value()?;
+            cfg.max_labels =
+                number(&v, 1..=lex::MAX_LABELS as u8).ok_or_else(|| bad(&v, "1 to 32"))?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// HTTP timeouts, the debug proxy's profile cap and TLS: applies `flag` if it is one of them (`Ok(false)` if not), reading
+/// its value through `value` only then.
+fn server_flag(
+    cfg: &mut Config,
+    tls: &mut TlsArgs,
+    flag: &str,
+    value: &mut dyn FnMut() -> Result<String, String>,
+) -> Result<bool, String> {
+    let bad = |v: &str, what: &str| format!("invalid value for --{flag}: {v:?} ({what})");
+    match flag {
+        "http-header-timeout" | "http-idle-timeout" => {
+            let v = value()?;
+            let d = parse_duration(&v)
+                .filter(|d| !d.is_zero() && *d <= Duration::from_secs(86400))
+                .ok_or_else(|| bad(&v, "a duration like 10s, up to 24h"))?;
+            if flag == "http-header-timeout" {
+                cfg.header_timeout = d;
+            } else {
+                cfg.idle_timeout = d;
+            }
+        }
+        "max-profile-duration" => {
+            let v = value()?;
+            cfg.max_profile = parse_duration(&v)
+                .filter(|d| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(3600))
+                .ok_or_else(|| bad(&v, "a duration like 30s, 1s to 1h"))?;
+        }
+        "tls-cert-file" => tls.cert = non_empty(value()?),
+        "tls-key-file" => tls.key = non_empty(value()?),
+        "tls-client-ca-file" => tls.client_ca = non_empty(value()?),
+        "tls-min-version" => tls.min_version = non_empty(value()?),
+        "tls-cipher-suites" => tls.cipher_suites = non_empty(value()?),
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 impl Config {
@@ -612,289 +663,4 @@ pub fn parse_size(v: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(args: &[&str]) -> Result<Config, String> {
-        match parse(args.iter().map(OsString::from))? {
-            Command::Run(c) => Ok(*c),
-            other => Err(format!("{other:?}")),
-        }
-    }
-
-    #[test]
-    fn defaults() {
-        assert_eq!(run(&[]).unwrap(), Config::default());
-    }
-
-    #[test]
-    fn go_style_and_gnu_style_flags() {
-        for args in [
-            &["-listen-address=0.0.0.0:9000", "-shim-timeout", "5s"][..],
-            &["--listen-address", "0.0.0.0:9000", "--shim-timeout=5s"][..],
-            &["-listen-address", "0.0.0.0:9000", "-shim-timeout=5000ms"][..],
-        ] {
-            let c = run(args).unwrap();
-            assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
-            assert_eq!(c.shim_timeout, Duration::from_secs(5));
-        }
-        let c = run(&[
-            "-runtime-endpoint=unix:///run/crio/crio.sock",
-            "-log-level=fatal",
-            "-sandbox-dirs=/a,/b",
-            "-max-connections=4",
-            "-enable-debug-proxy=false",
-            "-gzip-level=0",
-            "-zstd-level=0",
-            "-max-shim-body=1MiB",
-            "-max-series-per-sandbox=5000",
-            "-max-line-length=4KiB",
-            "-max-labels-per-series=8",
-        ])
-        .unwrap();
-        assert_eq!(c.runtime_endpoint, PathBuf::from("/run/crio/crio.sock"));
-        assert_eq!(c.log_level, log::LevelFilter::Error);
-        assert_eq!(
-            c.sandbox_dirs,
-            vec![PathBuf::from("/a"), PathBuf::from("/b")]
-        );
-        assert_eq!(c.max_connections, 4);
-        assert_eq!(c.debug_proxy, Some(false));
-        assert_eq!(c.gzip_level, 0);
-        assert_eq!(c.zstd_level, 0);
-        assert_eq!(c.max_shim_body, 1 << 20);
-        assert_eq!(
-            c.limits(),
-            Limits {
-                max_series: 5000,
-                max_line: 4096,
-                max_labels: 8,
-                max_body: 1 << 20,
-            }
-        );
-        assert_eq!(Config::default().limits().max_body, 32 << 20);
-        assert_eq!(
-            run(&["--max-shim-body", "128MiB", "--max-line-length", "64KiB"])
-                .unwrap()
-                .limits(),
-            Limits {
-                max_body: 128 << 20,
-                max_line: 64 << 10,
-                ..Limits::DEFAULT
-            }
-        );
-        assert_eq!(
-            run(&["-enable-debug-proxy"]).unwrap().debug_proxy,
-            Some(true)
-        );
-        assert_eq!(
-            run(&["--enable-debug-proxy", "false"]).unwrap().debug_proxy,
-            Some(false)
-        );
-        let c = run(&["-enable-debug-proxy", "-shim-timeout", "5s"]).unwrap();
-        assert_eq!(c.debug_proxy, Some(true));
-        assert_eq!(c.shim_timeout, Duration::from_secs(5));
-        assert_eq!(
-            run(&[":8091"]).unwrap_err(),
-            "unexpected argument \":8091\""
-        );
-        assert_eq!(
-            run(&["-listen-address", ":8091"]).unwrap().listen,
-            "0.0.0.0:8091".parse().unwrap()
-        );
-    }
-
-    #[test]
-    #[cfg(feature = "tls")]
-    fn tls_flags_as_upstream_spells_them() {
-        assert_eq!(run(&[]).unwrap().tls, None);
-        assert_eq!(
-            run(&["-tls-cert-file=", "-tls-key-file="]).unwrap().tls,
-            None,
-            "empty means unset, as for Go's string flags"
-        );
-        let c = run(&[
-            "-tls-cert-file=/etc/kata-monitor/certs/cert.pem",
-            "-tls-key-file=/etc/kata-monitor/certs/key.pem",
-            "-tls-min-version=VersionTLS12",
-            "-tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-            "--tls-client-ca-file",
-            "/ca.pem",
-            "--max-profile-duration=10s",
-        ])
-        .unwrap();
-        assert_eq!(c.max_profile, Duration::from_secs(10));
-        let t = c.tls.unwrap();
-        assert_eq!(t.cert, PathBuf::from("/etc/kata-monitor/certs/cert.pem"));
-        assert_eq!(t.client_ca, Some(PathBuf::from("/ca.pem")));
-        assert_eq!(t.policy.min_version, MinVersion::Tls12);
-        assert_eq!(t.policy.tls12_suites, Some(vec![0xc02f, 0xc030]));
-        let t = run(&[
-            "--tls-cert-file=/c",
-            "--tls-key-file=/k",
-            "--tls-min-version",
-            "1.3",
-        ])
-        .unwrap()
-        .tls
-        .unwrap();
-        assert_eq!(t.policy.min_version, MinVersion::Tls13);
-        assert_eq!(t.policy.tls12_suites, None);
-    }
-
-    #[test]
-    #[cfg(not(feature = "tls"))]
-    fn tls_flags_refused_without_tls() {
-        let e = run(&["-tls-cert-file=/c", "-tls-key-file=/k"]).unwrap_err();
-        assert!(e.contains("built without TLS"), "{e}");
-    }
-
-    #[test]
-    fn version_and_help() {
-        let p = |a: &[&str]| parse(a.iter().map(OsString::from)).unwrap();
-        assert_eq!(p(&["version"]), Command::Version);
-        assert_eq!(p(&["--version"]), Command::Version);
-        assert_eq!(p(&["-version"]), Command::Version);
-        assert_eq!(p(&["--help"]), Command::Help);
-        assert_eq!(p(&["-h"]), Command::Help);
-        assert!(version_text().contains(VERSION));
-    }
-
-    #[test]
-    fn errors_are_one_clear_line() {
-        let many: String = (0..33)
-            .map(|i| format!("/r{i}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        for (args, needle) in [
-            (&["--nope"][..], "unknown flag --nope"),
-            (&["--shim-timeout", "abc"][..], "--shim-timeout"),
-            (&["--shim-timeout", "0s"][..], "--shim-timeout"),
-            (&["--log-level", "loud"][..], "--log-level"),
-            (
-                &["--runtime-endpoint", "tcp://1.2.3.4:1"][..],
-                "only unix sockets",
-            ),
-            (&["--runtime-endpoint", "relative.sock"][..], "absolute"),
-            (&["--listen-address", "nope"][..], "HOST:PORT"),
-            (&["--max-connections", "0"][..], "--max-connections"),
-            (&["--sandbox-dirs", "rel"][..], "absolute"),
-            (&["--sandbox-dirs", &many][..], "at most 32"),
-            (&["--listen-address"][..], "needs a value"),
-            (&["--max-profile-duration", "2h"][..], "1s to 1h"),
-            (&["--tls-cert-file", "/c"][..], "must be set together"),
-            (&["--tls-key-file", "/k"][..], "must be set together"),
-            (
-                &["--tls-client-ca-file", "/ca"][..],
-                "needs --tls-cert-file",
-            ),
-            (
-                &["--tls-min-version=VersionTLS13"][..],
-                "needs --tls-cert-file",
-            ),
-            (
-                &[
-                    "-tls-cert-file=/c",
-                    "-tls-key-file=/k",
-                    "-tls-min-version=VersionTLS11",
-                ][..],
-                "not supported",
-            ),
-            (
-                &[
-                    "-tls-cert-file=/c",
-                    "-tls-key-file=/k",
-                    "-tls-cipher-suites=TLS_RSA_WITH_AES_128_CBC_SHA",
-                ][..],
-                "not implemented by rustls",
-            ),
-            (
-                &[
-                    "-tls-cert-file=/c",
-                    "-tls-key-file=/k",
-                    "-tls-min-version=VersionTLS13",
-                    "-tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-                ][..],
-                "VersionTLS13",
-            ),
-            // What the engine cannot index is refused, not cut.
-            (&["--max-shim-body", "129MiB"][..], "128MiB"),
-            (&["--max-shim-body", "1GiB"][..], "what the engine indexes"),
-            (&["--max-shim-body", "100"][..], "--max-shim-body"),
-            (&["--max-series-per-sandbox", "0"][..], "1 to 10000000"),
-            (&["--max-series-per-sandbox", "-5"][..], "1 to 10000000"),
-            (
-                &["--max-series-per-sandbox", "20000000"][..],
-                "1 to 10000000",
-            ),
-            (&["--max-line-length", "65537"][..], "1KiB to 64KiB"),
-            (&["--max-line-length", "100"][..], "1KiB to 64KiB"),
-            (&["--max-line-length", "1TB"][..], "--max-line-length"),
-            (&["--max-labels-per-series", "0"][..], "1 to 32"),
-            (&["--max-labels-per-series", "33"][..], "1 to 32"),
-            (&["--max-labels-per-series", "x"][..], "1 to 32"),
-        ] {
-            let e = run(args).unwrap_err();
-            assert!(e.contains(needle), "{args:?}: {e}");
-            assert!(!e.contains('\n'));
-        }
-    }
-
-    #[test]
-    fn exclusions() {
-        let c = run(&[
-            "-sandbox-dirs=/run/vc/sbs,/run/kata",
-            "-exclude-runtime-handler=kata-qemu-runtime-rs",
-            "--exclude-runtime-handler",
-            "kata-fc-rs,kata-*-x",
-            "--exclude-sandbox-dir=/run/kata",
-        ])
-        .unwrap();
-        assert_eq!(
-            c.exclude_runtime_handlers,
-            ["kata-qemu-runtime-rs", "kata-fc-rs", "kata-*-x"]
-        );
-        let r = c.rules().unwrap();
-        assert_eq!(
-            (r.roots, r.runtime_rs),
-            (0b10, 0b10),
-            "/run/kata is runtime-rs by default"
-        );
-        let c = run(&["-sandbox-dirs=/a,/b", "-runtime-rs-sandbox-dirs=/a"]).unwrap();
-        assert_eq!(c.rules().unwrap().runtime_rs, 0b01);
-        for (args, needle) in [
-            (
-                &["--exclude-sandbox-dir", "/elsewhere"][..],
-                "not one of --sandbox-dirs",
-            ),
-            (&["--exclude-sandbox-dir", "rel"][..], "absolute"),
-            (&["--exclude-runtime-handler", ""][..], "glob"),
-            (&["--exclude-runtime-handler", "a b"][..], "glob"),
-            (
-                &["--runtime-rs-sandbox-dirs", "/x"][..],
-                "not one of --sandbox-dirs",
-            ),
-        ] {
-            let e = run(args).unwrap_err();
-            assert!(e.contains(needle), "{args:?}: {e}");
-        }
-    }
-
-    #[test]
-    fn durations_and_sizes() {
-        assert_eq!(parse_duration("3s"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("3x"), None);
-        assert_eq!(parse_duration("1e300"), None);
-        assert_eq!(parse_duration("-1"), None);
-        assert_eq!(parse_duration("1e300s"), None);
-        assert_eq!(parse_duration(""), None);
-        assert_eq!(parse_size("32MiB"), Some(32 << 20));
-        assert_eq!(parse_size("64k"), Some(64 << 10));
-        assert_eq!(parse_size("100"), Some(100));
-        assert_eq!(parse_size("1TB"), None);
-    }
-}
+mod tests;

@@ -16,8 +16,18 @@ use crate::wire::expo::text::{TextWriter, Value};
 pub(super) fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
     let mut out = Vec::with_capacity(4096 + snap.slots.len() * 1024);
     let mut w = TextWriter::new(&mut out);
-    let st = &d.scraper.stats;
+    scrapes(&mut w, d);
+    process(&mut w);
+    cri(&mut w, &d.cri);
+    debug_and_tls(&mut w, d);
+    sandboxes(&mut w, d, snap);
+    w.finish();
+    out
+}
 
+/// Build, sandbox count and upstream's scrape statistics.
+fn scrapes(w: &mut TextWriter, d: &Daemon) {
+    let st = &d.scraper.stats;
     w.family(
         "kata_monitor_build_info",
         "Build information of this kata-monitor.",
@@ -91,7 +101,10 @@ pub(super) fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
         b"",
         st.buckets[BUCKETS_MS.len()],
     );
+}
 
+/// The process's own figures, as client_golang's process collector names them.
+fn process(w: &mut TextWriter) {
     let p = super::procfs::read();
     let proc_metrics: [(&str, &str, Kind, Value); 7] = [
         (
@@ -157,8 +170,10 @@ pub(super) fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
                 .sample(name, &[], b"", v);
         }
     }
+}
 
-    let cri = &d.cri;
+/// The CRI client: calls, connection, sandboxes waiting for metadata.
+fn cri(w: &mut TextWriter, cri: &super::cri::Cri) {
     let n = "kata_monitor_cri_requests_total";
     w.family(
         n,
@@ -223,7 +238,10 @@ pub(super) fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
         b"",
         cri.policy.given_up() as u64,
     );
+}
 
+/// Profiles being relayed; the HTTPS listener when TLS is on.
+fn debug_and_tls(w: &mut TextWriter, d: &Daemon) {
     w.family(
         "kata_monitor_debug_profiles_running",
         "pprof profiles and traces being relayed now (at most one per sandbox).",
@@ -238,9 +256,13 @@ pub(super) fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
 
     #[cfg(feature = "tls")]
     if let Some(t) = &d.tls {
-        tls(&mut w, t);
+        tls(w, t);
     }
+}
 
+/// Per sandbox: health of the round this answer is rendered from,
+/// exclusions and dropped lines.
+fn sandboxes(w: &mut TextWriter, d: &Daemon, snap: &Snapshot) {
     // Per sandbox of the round this answer is rendered from.
     type Get = fn(&SlotResult) -> Value;
     let per_sandbox: [(&str, &str, Get); 3] = [
@@ -304,8 +326,6 @@ pub(super) fn render(d: &Daemon, snap: &Snapshot) -> Vec<u8> {
             );
         }
     }
-    w.finish();
-    out
 }
 
 /// HTTPS listener figures (only when TLS is on).
