@@ -262,7 +262,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
 /// takes no positional arguments, so a following bare `true`/`false` is
 /// unambiguous and is taken as the value too.
 fn bool_value(p: &mut lexopt::Parser, flag: &str) -> Result<bool, String> {
-    let bad = |v: &str| format!("invalid value for --{flag}: {v:?} (true or false)");
+    let bad = |v: &str| invalid(flag, v, "true or false");
     let v = match p.optional_value() {
         Some(v) => v.into_string().map_err(|_| bad("?"))?,
         None => {
@@ -287,7 +287,7 @@ fn node_flag(
     flag: &str,
     value: &mut dyn FnMut() -> Result<String, String>,
 ) -> Result<bool, String> {
-    let bad = |v: &str, what: &str| format!("invalid value for --{flag}: {v:?} ({what})");
+    let bad = |v: &str, what: &str| invalid(flag, v, what);
     match flag {
         "listen-address" => {
             let v = value()?;
@@ -304,15 +304,9 @@ fn node_flag(
         }
         "sandbox-dirs" => {
             let v = value()?;
-            let dirs: Vec<PathBuf> = v
-                .split(',')
-                .map(str::trim)
+            let dirs = absolute_dirs(&v)
                 .filter(|d| !d.is_empty())
-                .map(PathBuf::from)
-                .collect();
-            if dirs.is_empty() || dirs.iter().any(|d| !d.is_absolute()) {
-                return Err(bad(&v, "comma-separated absolute paths"));
-            }
+                .ok_or_else(|| bad(&v, "comma-separated absolute paths"))?;
             if dirs.len() > MAX_SANDBOX_DIRS {
                 return Err(bad(&v, "at most 32 directories"));
             }
@@ -336,15 +330,8 @@ fn node_flag(
         }
         "runtime-rs-sandbox-dirs" => {
             let v = value()?;
-            let dirs: Vec<PathBuf> = v
-                .split(',')
-                .map(str::trim)
-                .filter(|d| !d.is_empty())
-                .map(PathBuf::from)
-                .collect();
-            if dirs.iter().any(|d| !d.is_absolute()) {
-                return Err(bad(&v, "comma-separated absolute paths"));
-            }
+            let dirs =
+                absolute_dirs(&v).ok_or_else(|| bad(&v, "comma-separated absolute paths"))?;
             cfg.runtime_rs_dirs = Some(dirs);
         }
         _ => return Ok(false),
@@ -359,7 +346,7 @@ fn limit_flag(
     flag: &str,
     value: &mut dyn FnMut() -> Result<String, String>,
 ) -> Result<bool, String> {
-    let bad = |v: &str, what: &str| format!("invalid value for --{flag}: {v:?} ({what})");
+    let bad = |v: &str, what: &str| invalid(flag, v, what);
     match flag {
         "shim-timeout" => {
             let v = value()?;
@@ -424,7 +411,7 @@ fn server_flag(
     flag: &str,
     value: &mut dyn FnMut() -> Result<String, String>,
 ) -> Result<bool, String> {
-    let bad = |v: &str, what: &str| format!("invalid value for --{flag}: {v:?} ({what})");
+    let bad = |v: &str, what: &str| invalid(flag, v, what);
     match flag {
         "http-header-timeout" | "http-idle-timeout" => {
             let v = value()?;
@@ -637,6 +624,23 @@ pub fn parse_duration(v: &str) -> Option<Duration> {
         total += n * scale;
     }
     (total.is_finite() && total < 1e9).then(|| Duration::from_secs_f64(total))
+}
+
+/// The one-line error for a flag's value.
+fn invalid(flag: &str, v: &str, what: &str) -> String {
+    format!("invalid value for --{flag}: {v:?} ({what})")
+}
+
+/// `/a, /b,` as absolute paths (empty items ignored), or `None` when one
+/// is relative.
+fn absolute_dirs(v: &str) -> Option<Vec<PathBuf>> {
+    let dirs: Vec<PathBuf> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    dirs.iter().all(|d| d.is_absolute()).then_some(dirs)
 }
 
 /// A decimal number within `range`.
