@@ -21,6 +21,16 @@ pub const COMMIT: &str = match option_env!("KATA_MONITOR_COMMIT") {
     None => "unknown",
 };
 
+/// What `--gzip-level` chose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gzip {
+    Off,
+    /// The renderer-led encoder (`wire::deflate`), the default.
+    Guided,
+    /// miniz_oxide at this level (1-9).
+    Level(u8),
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -30,8 +40,8 @@ pub struct Config {
     pub sandbox_dirs: Vec<PathBuf>,
     pub shim_timeout: Duration,
     pub max_connections: usize,
-    /// 0 disables gzip responses.
-    pub gzip_level: u8,
+    /// How gzip responses are compressed (or not at all).
+    pub gzip: Gzip,
     /// 0 disables zstd responses.
     pub zstd_level: u8,
     /// Largest shim body accepted (fetch fails above it); also what the
@@ -81,7 +91,7 @@ impl Default for Config {
             sandbox_dirs: vec!["/run/vc/sbs".into(), "/run/kata".into()],
             shim_timeout: Duration::from_secs(3),
             max_connections: 128,
-            gzip_level: 1,
+            gzip: Gzip::Guided,
             zstd_level: if cfg!(feature = "zstd") { 1 } else { 0 },
             max_shim_body: 32 << 20,
             max_series: Limits::DEFAULT.max_series,
@@ -139,7 +149,10 @@ Prometheus exporter for Kata Containers sandboxes. Flags may be written
                              [default: /run/vc/sbs,/run/kata]
   --shim-timeout DUR         per-shim deadline, e.g. 3s, 500ms [default: 3s]
   --max-connections N        concurrent HTTP connections; more get 503 [default: 128]
-  --gzip-level N             gzip level 1-9, 0 disables gzip [default: 1]
+  --gzip-level auto|N        gzip: `auto` is the monitor's own deflate, led by
+                             the renderer (about level 6's size for less CPU than
+                             level 1); 1-9 is a general compressor at that level;
+                             0 disables gzip [default: auto]
   --zstd-level N             zstd level 1-19, 0 disables zstd [default: 1]
   --max-shim-body SIZE       largest shim response body, e.g. 32MiB, at most 128MiB
                              (what the engine indexes); a larger body fails its
@@ -360,7 +373,13 @@ fn limit_flag(
         }
         "gzip-level" => {
             let v = value()?;
-            cfg.gzip_level = number(&v, 0..=9).ok_or_else(|| bad(&v, "0 to 9"))?;
+            cfg.gzip = match v.as_str() {
+                "auto" => Gzip::Guided,
+                _ => match number(&v, 0..=9).ok_or_else(|| bad(&v, "auto or 0 to 9"))? {
+                    0 => Gzip::Off,
+                    n => Gzip::Level(n),
+                },
+            };
         }
         "zstd-level" => {
             let v = value()?;

@@ -44,7 +44,7 @@ use crate::wire::gzip::{GzipEncoder, GzipPump};
 use crate::wire::http::request::{AcceptEncoding, Coding};
 #[cfg(feature = "zstd")]
 use crate::wire::zstd::ZstdPump;
-use config::Config;
+use config::{Config, Gzip};
 use mio::net::{TcpListener, TcpStream, UnixStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll};
@@ -134,7 +134,7 @@ pub struct Daemon {
     evictable: VecDeque<(Instant, Key)>,
     /// Clients draining input before their close (checked when used).
     lingering: VecDeque<Key>,
-    gzip_pool: Vec<GzipPump>,
+    gzip_pool: Vec<Pump>,
     gzip_active: usize,
     #[cfg(feature = "zstd")]
     zstd_pool: Vec<ZstdPump>,
@@ -465,18 +465,17 @@ impl Daemon {
     /// A compressor for an answer, as the request allows and the server
     /// offers (a level of 0 turns a coding off; so does a full pool).
     fn pump(&mut self, accept: &AcceptEncoding) -> Option<Pump> {
-        let gzip = self.cfg.gzip_level > 0 && self.gzip_active < MAX_GZIP;
+        let gzip = self.cfg.gzip != Gzip::Off && self.gzip_active < MAX_GZIP;
         let zstd = self.cfg.zstd_level > 0 && self.zstd_active < MAX_ZSTD;
         match accept.choose(gzip, zstd) {
             Coding::Identity => None,
             Coding::Gzip => {
                 self.gzip_active += 1;
-                let level = self.cfg.gzip_level;
-                let pump = self
-                    .gzip_pool
-                    .pop()
-                    .unwrap_or_else(|| GzipPump::new(GzipEncoder::new(level)));
-                Some(Pump::Gzip(pump))
+                let pump = self.gzip_pool.pop().unwrap_or_else(|| match self.cfg.gzip {
+                    Gzip::Level(n) => Pump::Gzip(GzipPump::new(GzipEncoder::new(n))),
+                    Gzip::Guided | Gzip::Off => Pump::Guided(Box::default()),
+                });
+                Some(pump)
             }
             Coding::Zstd => self.zstd_pump(),
         }
@@ -503,10 +502,10 @@ impl Daemon {
     fn put_pump(&mut self, mut pump: Pump) {
         pump.reset();
         match pump {
-            Pump::Gzip(p) => {
+            Pump::Guided(_) | Pump::Gzip(_) => {
                 self.gzip_active -= 1;
                 if self.gzip_pool.len() < MAX_GZIP {
-                    self.gzip_pool.push(p);
+                    self.gzip_pool.push(pump);
                 }
             }
             #[cfg(feature = "zstd")]

@@ -9,7 +9,8 @@
 //! Must not: touch sockets, read the clock, log.
 
 use super::scraper::Snapshot;
-use crate::wire::expo::Cursor;
+use crate::wire::deflate::GzipStream;
+use crate::wire::expo::{Cursor, Exposition};
 use crate::wire::gzip::GzipPump;
 use crate::wire::http::request::Coding;
 use crate::wire::http::response::{self, CHUNK_END, CHUNK_HEAD_ROOM, LAST_CHUNK};
@@ -96,6 +97,9 @@ impl OutBuf {
 
 /// A compressor a `/metrics` body is pulled through.
 pub enum Pump {
+    /// The renderer-led deflate (`--gzip-level auto`).
+    Guided(Box<GzipStream>),
+    /// miniz_oxide at a level.
     Gzip(GzipPump),
     #[cfg(feature = "zstd")]
     Zstd(ZstdPump),
@@ -104,7 +108,7 @@ pub enum Pump {
 impl Pump {
     pub fn coding(&self) -> Coding {
         match self {
-            Pump::Gzip(_) => Coding::Gzip,
+            Pump::Guided(_) | Pump::Gzip(_) => Coding::Gzip,
             #[cfg(feature = "zstd")]
             Pump::Zstd(_) => Coding::Zstd,
         }
@@ -113,19 +117,21 @@ impl Pump {
     /// Prepare for another response, keeping the allocations.
     pub fn reset(&mut self) {
         match self {
+            Pump::Guided(p) => p.reset(),
             Pump::Gzip(p) => p.reset(),
             #[cfg(feature = "zstd")]
             Pump::Zstd(p) => p.reset(),
         }
     }
 
-    /// Compressed bytes into `out` from what `src` renders; 0 at the end.
+    /// Compressed bytes into `out` from what `cursor` renders; 0 at the end.
     #[inline]
-    pub fn fill(&mut self, out: &mut [u8], src: impl FnMut(&mut [u8]) -> usize) -> usize {
+    pub fn fill(&mut self, out: &mut [u8], cursor: &mut Cursor, expo: &Exposition) -> usize {
         match self {
-            Pump::Gzip(p) => p.fill(out, src),
+            Pump::Guided(p) => p.fill(out, |b, h| cursor.fill_marked(expo, b, h)),
+            Pump::Gzip(p) => p.fill(out, |b| cursor.fill(expo, b)),
             #[cfg(feature = "zstd")]
-            Pump::Zstd(p) => p.fill(out, src),
+            Pump::Zstd(p) => p.fill(out, |b| cursor.fill(expo, b)),
         }
     }
 }
@@ -172,7 +178,7 @@ impl MetricsBody {
         let area = &mut space[head_room..area_end];
         let cursor = &mut self.cursor;
         let n = match self.pump.as_mut() {
-            Some(pump) => pump.fill(area, |b| cursor.fill(expo, b)),
+            Some(pump) => pump.fill(area, cursor, expo),
             None => cursor.fill(expo, area),
         };
         if n == 0 {

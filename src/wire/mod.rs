@@ -4,6 +4,7 @@
 //! Callers (the reactor) own all I/O and pass time in explicitly.
 
 pub mod cri;
+pub mod deflate;
 pub mod der;
 pub mod expo;
 pub mod grpc;

@@ -1,10 +1,11 @@
 //! Fuzz target bodies, shared by the cargo-fuzz crate (`fuzz/`) and by
 //! `tests/fuzz_corpus.rs`, which replays the committed corpus on stable.
 
-use super::oracle::{Input, build, check_merge, gzip_roundtrip, render};
+use super::oracle::{Input, build, check_merge, guided_roundtrip, gzip_roundtrip, render};
 use kata_monitor::wire::expo::Filter;
 
-/// Input layout: byte 0 picks the chunk size and gzip level; the rest is
+/// Input layout: byte 0 picks the chunk size and gzip level (the renderer-led
+/// gzip is checked too); the rest is
 /// split on 0x1e into up to 3 bodies (sandboxes `s0`..`s2`).
 pub fn engine(data: &[u8]) {
     let Some((&cfg, rest)) = data.split_first() else {
@@ -31,6 +32,10 @@ pub fn engine(data: &[u8]) {
             1 + usize::from(cfg) * 13
         ) == out,
         "gzip round trip differs"
+    );
+    assert!(
+        guided_roundtrip(&expo, 1 + usize::from(cfg) * 251) == out,
+        "guided gzip round trip differs"
     );
 }
 

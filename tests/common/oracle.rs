@@ -76,22 +76,42 @@ pub fn render(expo: &Exposition, filter: &Filter, head: &[u8], chunk: usize) -> 
 pub fn gzip_roundtrip(plain: &[u8], level: u8, src_chunk: usize, out_chunk: usize) -> Vec<u8> {
     let mut pump = GzipPump::new(GzipEncoder::new(level));
     let mut pos = 0;
-    let mut gz = Vec::new();
-    let mut buf = vec![0u8; out_chunk.max(1)];
-    loop {
-        let n = pump.fill(&mut buf, |b| {
+    gunzip(&drain(out_chunk, |buf| {
+        pump.fill(buf, |b| {
             let n = (plain.len() - pos).min(b.len()).min(src_chunk.max(1));
             b[..n].copy_from_slice(&plain[pos..pos + n]);
             pos += n;
             n
-        });
+        })
+    }))
+}
+
+/// `expo`'s whole output through the renderer-led gzip (`--gzip-level
+/// auto`), `out_chunk` compressed bytes at a time, decoded by flate2.
+pub fn guided_roundtrip(expo: &Exposition, out_chunk: usize) -> Vec<u8> {
+    let mut s = kata_monitor::wire::deflate::GzipStream::default();
+    let mut cur = expo.cursor(&Filter::all(), Vec::new());
+    gunzip(&drain(out_chunk, |buf| {
+        s.fill(buf, |b, h| cur.fill_marked(expo, b, h))
+    }))
+}
+
+/// Everything `fill` produces, `chunk` bytes at a time, until it gives 0.
+fn drain(chunk: usize, mut fill: impl FnMut(&mut [u8]) -> usize) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut buf = vec![0u8; chunk.max(1)];
+    loop {
+        let n = fill(&mut buf);
         if n == 0 {
-            break;
+            return all;
         }
-        gz.extend_from_slice(&buf[..n]);
+        all.extend_from_slice(&buf[..n]);
     }
+}
+
+fn gunzip(gz: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(&gz[..])
+    flate2::read::GzDecoder::new(gz)
         .read_to_end(&mut out)
         .expect("gzip output decodes");
     out

@@ -47,7 +47,7 @@ fn go_style_and_gnu_style_flags() {
     );
     assert_eq!(c.max_connections, 4);
     assert_eq!(c.debug_proxy, Some(false));
-    assert_eq!(c.gzip_level, 0);
+    assert_eq!(c.gzip, Gzip::Off);
     assert_eq!(c.zstd_level, 0);
     assert_eq!(c.max_shim_body, 1 << 20);
     assert_eq!(

@@ -50,7 +50,7 @@ pub use index::{BodyIndex, Drops, Scratch};
 pub use labels::Labels;
 pub use lex::{Kind, Reason};
 pub use limits::Limits;
-pub use render::{Cursor, Filter};
+pub use render::{Cursor, Filter, Marks};
 
 /// One sandbox's input: id, injected labels, raw body and its index.
 pub struct Source {

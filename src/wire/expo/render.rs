@@ -9,7 +9,36 @@
 
 use super::Exposition;
 use super::index::ins_unpack;
-use super::labels::RENAME_PREFIX;
+use super::labels::{Ins, RENAME_PREFIX};
+
+/// What a compressor learns from the renderer about the bytes it is given
+/// (see `wire::deflate`): where each sandbox's lines of a family start,
+/// where each piece of a shim body starts and where each sandbox's injected
+/// labels are written. Offsets are into the buffer being filled. `()`
+/// ignores them: the plain path compiles to what it was.
+pub trait Marks {
+    /// A family's sample lines start (its header has been written).
+    fn family(&mut self);
+    /// Lines of sandbox `src` (index into the exposition's sources) follow.
+    fn member(&mut self, src: u32);
+    /// A piece of the shim's body (up to the next insertion) starts at `at`.
+    fn span(&mut self, at: usize);
+    /// `src`'s injected labels in form `kind` start at `at`; their
+    /// `name="value",...` core (the same bytes in every form) starts `off`
+    /// bytes in and is `core` bytes long.
+    fn labels(&mut self, at: usize, src: u32, off: u32, core: u32);
+}
+
+impl Marks for () {
+    #[inline(always)]
+    fn family(&mut self) {}
+    #[inline(always)]
+    fn member(&mut self, _: u32) {}
+    #[inline(always)]
+    fn span(&mut self, _: usize) {}
+    #[inline(always)]
+    fn labels(&mut self, _: usize, _: u32, _: u32, _: u32) {}
+}
 
 /// Which families a request wants: prefixes of the output name (empty: all).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -131,6 +160,17 @@ impl Cursor {
     /// Write the next bytes into `out`; returns how many. 0 means done (or an
     /// empty `out`).
     pub fn fill(&mut self, expo: &Exposition, out: &mut [u8]) -> usize {
+        self.fill_marked(expo, out, &mut ())
+    }
+
+    /// [`fill`](Self::fill), telling `marks` where the output came from.
+    #[inline]
+    pub fn fill_marked<M: Marks>(
+        &mut self,
+        expo: &Exposition,
+        out: &mut [u8],
+        marks: &mut M,
+    ) -> usize {
         let mut w = 0;
         while w < out.len() {
             match self.stage {
@@ -149,6 +189,7 @@ impl Cursor {
                     let g = &expo.plan.fams[self.selected[self.fam] as usize];
                     match header_piece(expo, g, piece) {
                         None => {
+                            marks.family();
                             self.stage = Stage::Members;
                             self.member = g.members.0;
                             self.run = 0;
@@ -167,7 +208,7 @@ impl Cursor {
                     }
                 }
                 Stage::Members => {
-                    let (n, done) = self.fill_members(expo, &mut out[w..]);
+                    let (n, done) = self.fill_members(expo, &mut out[w..], w, marks);
                     w += n;
                     if !done {
                         break;
@@ -191,7 +232,14 @@ impl Cursor {
     }
 
     /// Sample lines of the current family; `(written, family done)`.
-    fn fill_members(&mut self, expo: &Exposition, out: &mut [u8]) -> (usize, bool) {
+    /// `out` starts at `off` of the caller's buffer (for the marks).
+    fn fill_members<M: Marks>(
+        &mut self,
+        expo: &Exposition,
+        out: &mut [u8],
+        off: usize,
+        marks: &mut M,
+    ) -> (usize, bool) {
         let plan = &expo.plan;
         let g = &plan.fams[self.selected[self.fam] as usize];
         let mut w = 0;
@@ -208,6 +256,10 @@ impl Cursor {
             while self.run < nruns {
                 let r = idx.runs[idx.order[(f.runs.0 + self.run) as usize] as usize];
                 if !self.in_run {
+                    if self.run == 0 {
+                        marks.member(m.src);
+                    }
+                    marks.span(off + w);
                     self.in_run = true;
                     self.ins = r.ins.0;
                     self.at = r.start;
@@ -233,6 +285,11 @@ impl Cursor {
                         }
                     }
                     let Some(kind) = kind else { break };
+                    if self.partial == 0 && w < out.len() && (kind as u8) <= Ins::Before as u8 {
+                        let off_core = u32::from(matches!(kind, Ins::Comma | Ins::Braced));
+                        let core = src.labels.len_of(Ins::Bare);
+                        marks.labels(off + w, m.src, off_core, core);
+                    }
                     let bytes = &src.labels.get(kind)[self.partial..];
                     let n = bytes.len().min(out.len() - w);
                     copy_short(&mut out[w..w + n], &bytes[..n]);
@@ -243,6 +300,7 @@ impl Cursor {
                     }
                     self.partial = 0;
                     self.ins += 1;
+                    marks.span(off + w);
                 }
                 self.in_run = false;
                 self.run += 1;
