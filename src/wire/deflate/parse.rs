@@ -197,31 +197,49 @@ fn worth(len: usize, d: usize) -> bool {
 /// The best copy found so far at one position.
 struct Best<'a> {
     buf: &'a [u8],
+    /// The bytes to cover: `buf[i..i + max]` (`max` at least 4).
+    cur: &'a [u8],
     i: usize,
-    /// Longest copy allowed here, farthest distance.
-    max: usize,
+    /// Farthest distance.
     limit: usize,
     here: u32,
     len: usize,
     dist: usize,
 }
 
-impl Best<'_> {
+impl<'a> Best<'a> {
+    #[inline(always)]
+    fn new(buf: &'a [u8], i: usize, max: usize) -> Best<'a> {
+        let cur = &buf[i..i + max];
+        Best {
+            buf,
+            cur,
+            i,
+            limit: i.min(MAX_DIST),
+            here: load32(cur),
+            len: 0,
+            dist: 0,
+        }
+    }
+
     /// Verify a copy from `d` back; keep it if it is longer.
     #[inline(always)]
     fn try_dist(&mut self, d: usize) {
-        if d == 0 || d > self.limit || d == self.dist || self.len >= self.max {
+        let max = self.cur.len();
+        // `d == 0` wraps to the largest value.
+        if d.wrapping_sub(1) >= self.limit || d == self.dist || self.len >= max {
             return;
         }
-        let (buf, i, j) = (self.buf, self.i, self.i - d);
+        let j = self.i - d;
+        let cand = &self.buf[j..j + max];
         // Only a longer copy matters: the byte that makes it so first.
-        if self.len >= 4 && buf[j + self.len] != buf[i + self.len] {
+        if self.len >= 4 && cand[self.len] != self.cur[self.len] {
             return;
         }
-        if load32(&buf[j..]) != self.here {
+        if load32(cand) != self.here {
             return;
         }
-        let l = 4 + common(&buf[j + 4..j + self.max], &buf[i + 4..i + self.max]);
+        let l = 4 + common(&cand[4..], &self.cur[4..]);
         if l > self.len {
             self.len = l;
             self.dist = d;
@@ -324,15 +342,7 @@ impl Parser {
         g: &Hint,
         piece_end: usize,
     ) -> (usize, usize) {
-        let mut b = Best {
-            buf,
-            i,
-            max,
-            limit: i.min(MAX_DIST),
-            here: load32(&buf[i..]),
-            len: 0,
-            dist: 0,
-        };
+        let mut b = Best::new(buf, i, max);
         let d1 = g.d1 as usize;
         let into = abs - g.pos;
         b.try_dist(d1);
