@@ -216,12 +216,22 @@ impl Block {
     }
 
     fn use_fixed(&mut self) {
-        for s in 0..LITLEN {
-            self.lit_len[s] = fixed_lit_len(s);
+        // RFC 1951 3.2.6 defines the fixed codes over 288 and 32 symbols:
+        // the two literal/length and distance symbols never used still take
+        // their place in the canonical order (286 and 287 shift every 9-bit
+        // code), so the codes are built over the full alphabets.
+        let mut lens = [0u8; 288];
+        let mut codes = [0u16; 288];
+        for (s, l) in lens.iter_mut().enumerate() {
+            *l = fixed_lit_len(s);
         }
+        huffman::canonical_reversed(&lens, &mut codes);
+        self.lit_len.copy_from_slice(&lens[..LITLEN]);
+        self.lit_code.copy_from_slice(&codes[..LITLEN]);
+        let mut codes = [0u16; 32];
+        huffman::canonical_reversed(&[5; 32], &mut codes);
         self.dist_len = [5; DISTS];
-        huffman::canonical_reversed(&self.lit_len, &mut self.lit_code);
-        huffman::canonical_reversed(&self.dist_len, &mut self.dist_code);
+        self.dist_code.copy_from_slice(&codes[..DISTS]);
     }
 
     /// Build the block's own codes; returns the block's size in bits with them
@@ -411,6 +421,36 @@ mod tests {
             .read_to_end(&mut out)
             .expect("valid deflate");
         out
+    }
+
+    #[test]
+    fn fixed_codes_are_rfc_1951s() {
+        let mut b = Block::default();
+        b.use_fixed();
+        // RFC 1951 3.2.6 (codes MSB first; ours are bit-reversed).
+        let code = |s: usize| {
+            let l = b.lit_len[s];
+            (b.lit_code[s].reverse_bits() >> (16 - l), l)
+        };
+        assert_eq!(code(0), (0b0011_0000, 8));
+        assert_eq!(code(143), (0b1011_1111, 8));
+        assert_eq!(code(144), (0b1_1001_0000, 9));
+        assert_eq!(code(255), (0b1_1111_1111, 9));
+        assert_eq!(code(256), (0, 7));
+        assert_eq!(code(279), (0b001_0111, 7));
+        assert_eq!(code(280), (0b1100_0000, 8));
+        assert_eq!(code(285), (0b1100_0101, 8));
+        assert_eq!(b.dist_code[29].reverse_bits() >> 11, 29);
+    }
+
+    /// A block the fixed code wins, with literals above 143 (9-bit codes).
+    #[test]
+    fn fixed_block_with_high_literals_decodes() {
+        let text: Vec<u8> = b"ab\xd2\xc3\x92\xffcd".to_vec();
+        let mut d = Block::default();
+        naive(&text, &mut d);
+        assert_eq!(d.out.buf[0] & 0b110, 0b010, "a fixed block");
+        assert_eq!(inflate(&d.out.buf), text);
     }
 
     #[test]
