@@ -41,6 +41,10 @@ pub struct Hint {
     pub d2: u32,
     /// Bytes from `pos` known to equal those `d1` back (a label core).
     pub known: u32,
+    /// Bytes from `pos` of a label core whose last copy is out of reach:
+    /// new bytes (an id, a uid) but for what the previous sandbox's core
+    /// holds at the same offsets.
+    pub fresh: u32,
 }
 
 /// Collects [`Hint`]s while the renderer fills the window.
@@ -108,6 +112,7 @@ impl Marks for Hinter {
             d1,
             d2,
             known: 0,
+            fresh: 0,
         });
     }
 
@@ -128,6 +133,7 @@ impl Marks for Hinter {
             d1,
             d2: 0,
             known: if d1 == 0 { 0 } else { core },
+            fresh: if d1 == 0 { core } else { 0 },
         });
     }
 }
@@ -271,6 +277,7 @@ impl Parser {
             d1: 0,
             d2: 0,
             known: 0,
+            fresh: 0,
         };
         // `g` governs the bytes from `g.pos` up to the next hint's position.
         let mut h = 0;
@@ -345,6 +352,12 @@ impl Parser {
         let mut b = Best::new(buf, i, max);
         let d1 = g.d1 as usize;
         let into = abs - g.pos;
+        if into < u64::from(g.fresh) {
+            // Only the last distance can help there: it is the previous
+            // sandbox's core at the same offsets, when a copy led here.
+            b.try_dist(self.reps[0]);
+            return (b.len, b.dist);
+        }
         b.try_dist(d1);
         // A label core is the same bytes as its previous copy: that copy
         // runs at least to the core's end (verified all the same: a renderer
@@ -467,6 +480,7 @@ mod tests {
                 d1: 0,
                 d2: 0,
                 known: 0,
+                fresh: 0,
             });
         }
         h.parsed(35);
