@@ -238,4 +238,47 @@ mod tests {
         let gz = compress(&mut s, &expo, Vec::new(), 64);
         assert_eq!(gunzip(&gz), b"");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+
+        /// Sandboxes whose bodies are the same sample with lines dropped,
+        /// doubled or edited at random: the hints then point at bytes that
+        /// differ, which copies must not trust.
+        #[test]
+        fn edited_bodies_round_trip(
+            edits in proptest::collection::vec(
+                proptest::collection::vec((0usize..1300, 0u8..4, proptest::prelude::any::<u8>()), 0..40),
+                1..6,
+            ),
+            out_len in 1usize..70_000,
+        ) {
+            let base = include_bytes!("../../../tests/fixtures/default.prom");
+            let lines: Vec<&[u8]> = base.split_inclusive(|&b| b == b'\n').collect();
+            let mut expo = Exposition::new(9);
+            for (k, e) in edits.iter().enumerate() {
+                let mut body: Vec<Vec<u8>> = lines.iter().map(|l| l.to_vec()).collect();
+                for &(at, op, byte) in e {
+                    let at = at % body.len();
+                    match op {
+                        0 => drop(body.remove(at)),
+                        1 => body.insert(at, body[at].clone()),
+                        2 => {
+                            let n = body[at].len();
+                            body[at][n / 2] = byte;
+                        }
+                        _ => body[at].insert(0, byte),
+                    }
+                }
+                let id = format!("{:064x}", k * 7 + 1);
+                let name = "p".repeat(k * 3);
+                expo.add(&id, Labels::new([&id, "u", &name, "ns"]), body.concat());
+            }
+            expo.finish();
+            let plain = expo.render_to_vec(&Filter::all());
+            let mut s = GzipStream::default();
+            let gz = compress(&mut s, &expo, Vec::new(), out_len);
+            proptest::prop_assert!(gunzip(&gz) == plain);
+        }
+    }
 }
