@@ -24,12 +24,33 @@ fn node(body: &[u8], n: usize) -> Exposition {
                 format!("{x:016x}")
             })
             .collect();
-        let uid = format!("293e4a47-6278-466e-ac1a-{:012x}", i * 7919);
-        let name = format!("frontend-{:x}-rq4sv", i * 104_729);
+        // A random UUID; pods of ten deployments (a shared replica-set
+        // hash, a random 5-character suffix), a few namespaces.
+        let mut r = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (a, b) = (r(), r());
+        let uid = format!(
+            "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            b >> 52,
+            b & 0xffff_ffff_ffff
+        );
+        let app = ["frontend", "cart", "checkout", "payments", "search"][i % 5];
+        let suffix: String = (0..5)
+            .map(|k| (b'a' + ((b >> (5 * k)) % 26) as u8) as char)
+            .collect();
+        let name = format!("{app}-{:010x}-{suffix}", (i % 10) * 0x9e37_79b9);
+        let ns = ["default", "shop", "kube-system"][i % 3];
         let labels = if nocri {
             Labels::new([&id, "", "", ""])
         } else {
-            Labels::new([&id, &uid, &name, "default"])
+            Labels::new([&id, &uid, &name, ns])
         };
         expo.add(&id, labels, body.to_vec());
     }

@@ -353,9 +353,14 @@ impl Parser {
         let d1 = g.d1 as usize;
         let into = abs - g.pos;
         if into < u64::from(g.fresh) {
-            // Only the last distance can help there: it is the previous
-            // sandbox's core at the same offsets, when a copy led here.
+            // Mostly new bytes: the last distance (the previous sandbox's
+            // core at the same offsets, when a copy led here) and the hash
+            // (what other sandboxes' names share) are all worth a try.
             b.try_dist(self.reps[0]);
+            if b.len < 8 {
+                let d = self.hash_swap(b.here, abs);
+                b.try_dist(d);
+            }
             return (b.len, b.dist);
         }
         b.try_dist(d1);
@@ -375,12 +380,20 @@ impl Parser {
         b.try_dist(self.reps[0]);
         b.try_dist(self.reps[1]);
         if b.len < enough {
-            let slot = hash4(b.here);
-            let cand = self.table[slot];
-            self.table[slot] = abs as u32;
-            b.try_dist((abs as u32).wrapping_sub(cand) as usize);
+            let d = self.hash_swap(b.here, abs);
+            b.try_dist(d);
         }
         (b.len, b.dist)
+    }
+
+    /// Distance to the last position whose 4 bytes hashed like `here`'s;
+    /// `abs` takes its place.
+    #[inline(always)]
+    fn hash_swap(&mut self, here: u32, abs: u64) -> usize {
+        let slot = hash4(here);
+        let cand = self.table[slot];
+        self.table[slot] = abs as u32;
+        (abs as u32).wrapping_sub(cand) as usize
     }
 }
 
