@@ -14,7 +14,6 @@ use super::labels::{EXPORTED_PREFIX, Ins, Labels, RENAME_PREFIX};
 use super::lex::{self, Kind, Line, Reason, Sample};
 use super::limits::{self, Limits};
 use super::replay::{self, Kept, Memo, ReplayScratch};
-use super::swar::scan_token;
 
 /// Dropped-line counters by [`Reason`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -432,19 +431,21 @@ impl Builder<'_> {
             push(&mut idx.ins, next, Ins::Newline);
         }
         let last_ins = idx.ins.len() as u32;
-        // Where the value is, when it ends the line (for the memo).
+        // Where the value is, when it ends the line (for the memo): the
+        // last token (values are short: scanned from the end), when only
+        // blanks come before it (else it is a timestamp).
         let line_end = if body[next - 1] == b'\n' {
             next - 1
         } else {
             next
         };
-        let vs = start + s.close.map_or(s.name.1, |c| c + 1) as usize;
-        let vs = vs
-            + body[vs..line_end]
-                .iter()
-                .take_while(|&&b| b == b' ' || b == b'\t')
-                .count();
-        if scan_token(body, vs) == line_end {
+        let after = start + s.close.map_or(s.name.1, |c| c + 1) as usize;
+        let blank = |b: u8| b == b' ' || b == b'\t';
+        let mut vs = line_end;
+        while vs > after && !blank(body[vs - 1]) {
+            vs -= 1;
+        }
+        if vs > after && body[after..vs].iter().all(|&b| blank(b)) {
             self.sc.kept.push(Kept {
                 line: start as u32,
                 value: (vs as u32, line_end as u32),

@@ -101,14 +101,14 @@ impl Memo {
                 // Left in the stretch: it must come back byte for byte.
                 continue;
             }
-            h.write(&body[pos..vs]);
+            h.write(body, pos..vs);
             self.slots.push(Slot {
                 stretch: (vs - pos) as u32,
                 pre_value: pre as u32 | ((ve - vs) as u32) << 24,
             });
             pos = ve;
         }
-        h.write(&body[pos..]);
+        h.write(body, pos..body.len());
         self.tail = (body.len() - pos) as u32;
         self.hash = h.finish();
         self.seed = seed;
@@ -154,7 +154,7 @@ pub fn replay(
         if vs >= body.len() {
             return false;
         }
-        h.write(&body[pos..vs]);
+        h.write(body, pos..vs);
         let ve = value_end(body, vs);
         let n = ve - vs;
         if n == 0 || s.pre() + n > max_line {
@@ -168,7 +168,7 @@ pub fn replay(
     if body.len() - pos != m.tail as usize {
         return false;
     }
-    h.write(&body[pos..]);
+    h.write(body, pos..body.len());
     if h.finish() != m.hash {
         return false;
     }
@@ -218,8 +218,8 @@ fn move_offsets(idx: &mut BodyIndex, labels: &Labels, sc: &ReplayScratch) {
             p.wrapping_add(shift[k - 1])
         }
     };
-    let at = |p: u32| moved(p, ends.partition_point(|&e| e <= p));
-    // Runs and insertions are in body order: a cursor instead of a search.
+    // Runs, their insertions and the families' names are in body order: a
+    // cursor instead of a search.
     let cursor = || {
         let mut k = 0;
         move |p: u32| {
@@ -230,26 +230,22 @@ fn move_offsets(idx: &mut BodyIndex, labels: &Labels, sc: &ReplayScratch) {
         }
     };
     let mut next = cursor();
-    for r in &mut idx.runs {
-        r.start = next(r.start);
-        r.end = next(r.end);
-    }
-    let mut next = cursor();
-    for p in &mut idx.ins {
-        let (o, kind) = ins_unpack(*p);
-        *p = (next(o as u32) << 3) | kind as u32;
-    }
+    let mut names = cursor();
     for f in &mut idx.fams {
-        f.name = (at(f.name.0), at(f.name.1));
+        f.name = (names(f.name.0), names(f.name.1));
+        let at = |p: u32| moved(p, ends.partition_point(|&e| e <= p));
         f.help = f.help.map(|(a, b)| (at(a), at(b)));
         f.bytes = 0;
     }
-    for r in &idx.runs {
-        let ins = &idx.ins[r.ins.0 as usize..r.ins.1 as usize];
-        let added: u64 = ins
-            .iter()
-            .map(|&p| u64::from(labels.len_of(ins_unpack(p).1)))
-            .sum();
+    for r in &mut idx.runs {
+        r.start = next(r.start);
+        let mut added = 0u64;
+        for p in &mut idx.ins[r.ins.0 as usize..r.ins.1 as usize] {
+            let (o, kind) = ins_unpack(*p);
+            *p = (next(o as u32) << 3) | kind as u32;
+            added += u64::from(labels.len_of(kind));
+        }
+        r.end = next(r.end);
         idx.fams[r.fam as usize].bytes += u64::from(r.end - r.start) + added;
     }
 }
@@ -303,31 +299,34 @@ impl Poly {
         }
     }
 
-    #[inline]
-    fn write(&mut self, b: &[u8]) {
+    /// Hash `body[range]`. Bytes of `body` after the range may be loaded
+    /// (and masked off): the last chunk needs no copy.
+    #[inline(always)]
+    fn write(&mut self, body: &[u8], range: std::ops::Range<usize>) {
         let [r1, r2, r3, r4] = self.r;
-        let n = b.len();
+        let (mut i, end) = (range.start, range.end);
         let mut h = self.h;
-        let mut i = 0;
         // Four chunks per step: one multiplication on the dependency chain.
-        while i + 29 <= n {
+        while i + 28 <= end && i + 29 <= body.len() {
+            let g: &[u8; 29] = body[i..i + 29].try_into().expect("29 bytes");
             let x = mul(h, r4)
-                + mul(chunk(b, i), r3)
-                + mul(chunk(b, i + 7), r2)
-                + mul(chunk(b, i + 14), r1)
-                + u128::from(chunk(b, i + 21));
+                + mul(chunk(g, 0), r3)
+                + mul(chunk(g, 7), r2)
+                + mul(chunk(g, 14), r1)
+                + u128::from(chunk(g, 21));
             h = fold(x);
             i += 28;
         }
-        while i + 8 <= n {
-            h = fold(mul(h, r1) + u128::from(chunk(b, i)));
-            i += 7;
-        }
-        while i < n {
-            let k = (n - i).min(7);
-            let mut w = [0u8; 8];
-            w[..k].copy_from_slice(&b[i..i + k]);
-            h = fold(mul(h, r1) + u128::from(u64::from_le_bytes(w)));
+        while i < end {
+            let k = (end - i).min(7);
+            let c = if i + 8 <= body.len() {
+                chunk(body, i) & (CHUNK >> (8 * (7 - k)))
+            } else {
+                let mut w = [0u8; 8];
+                w[..k].copy_from_slice(&body[i..i + k]);
+                u64::from_le_bytes(w)
+            };
+            h = fold(mul(h, r1) + u128::from(c));
             i += k;
         }
         self.h = h;
