@@ -93,9 +93,23 @@ fn engine(c: &mut Criterion) {
     g.bench_function("index_only", |b| {
         b.iter(|| {
             for (_, labels, body) in &inp {
+                // Forget the last body: a full build, not a replay.
+                idx.clear();
                 idx.build(body, labels, 1, Default::default(), &mut scratch);
             }
             idx.samples
+        })
+    });
+    // The daemon's steady state: each body like the one its index saw last.
+    let mut idxs: Vec<_> = (0..inp.len())
+        .map(|_| kata_monitor::wire::expo::BodyIndex::default())
+        .collect();
+    g.bench_function("index_replay", |b| {
+        b.iter(|| {
+            for (idx, (_, labels, body)) in idxs.iter_mut().zip(&inp) {
+                idx.build(body, labels, 1, Default::default(), &mut scratch);
+            }
+            idxs[0].samples
         })
     });
     g.finish();

@@ -1,4 +1,6 @@
-//! Profiling helper: index 100 `default.prom` bodies in a loop.
+//! Profiling helper: index `default.prom` N times in a loop (`profile_index
+//! N`), each time in full; `profile_index N replay` keeps the index between
+//! builds, so all but the first replay (the daemon's steady state).
 //! `CARGO_PROFILE_RELEASE_DEBUG=true CARGO_PROFILE_RELEASE_STRIP=false cargo run --release --example profile_index`
 use kata_monitor::wire::expo::{BodyIndex, Labels};
 fn main() {
@@ -15,9 +17,14 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
+    let replay = std::env::args().nth(2).as_deref() == Some("replay");
     let t = std::time::Instant::now();
     let mut s = 0u64;
     for _ in 0..iters {
+        if !replay {
+            // Forget the last body: a full build.
+            idx.clear();
+        }
         idx.build(body, &labels, 1, Default::default(), &mut sc);
         s += u64::from(idx.samples);
     }

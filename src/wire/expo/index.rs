@@ -13,6 +13,7 @@ use super::hash::{HashTable, hash_bytes};
 use super::labels::{EXPORTED_PREFIX, Ins, Labels, RENAME_PREFIX};
 use super::lex::{self, Kind, Line, Reason, Sample};
 use super::limits::{self, Limits};
+use super::replay::{self, Kept, Memo, ReplayScratch};
 
 /// Dropped-line counters by [`Reason`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -96,6 +97,8 @@ pub struct BodyIndex {
     pub drops: Drops,
     /// Kept sample lines.
     pub samples: u32,
+    /// What the last full build saw, to replay the next body (`replay`).
+    pub(super) memo: Memo,
 }
 
 /// Working memory of `build` that no index needs afterwards. One per engine,
@@ -108,6 +111,9 @@ pub struct Scratch {
     canon: Vec<u8>,
     canon2: Vec<u8>,
     counts: Vec<u32>,
+    /// Kept lines that end with their value, for the memo.
+    kept: Vec<Kept>,
+    pub(super) replay: ReplayScratch,
 }
 
 /// Keys series hashes apart from name hashes.
@@ -146,6 +152,7 @@ impl BodyIndex {
             + self.runs.capacity() * std::mem::size_of::<Run>()
             + self.ins.capacity() * 4
             + self.order.capacity() * 4
+            + self.memo.held_bytes()
     }
 
     pub fn clear(&mut self) {
@@ -155,9 +162,13 @@ impl BodyIndex {
         self.order.clear();
         self.drops = Drops::default();
         self.samples = 0;
+        self.memo.invalidate();
     }
 
     /// Index `body`. `labels` gives insertion sizes, `seed` keys the hashes.
+    /// A body shaped like the one this index was last built from (the same
+    /// lines, other values) is not indexed again: its offsets are moved
+    /// (see `replay`), to the same result.
     pub fn build(
         &mut self,
         body: &[u8],
@@ -166,8 +177,11 @@ impl BodyIndex {
         limits: Limits,
         scratch: &mut Scratch,
     ) {
-        self.clear();
         let limits = limits.clamped();
+        if replay::replay(self, body, labels, seed, limits, &mut scratch.replay) {
+            return;
+        }
+        self.clear();
         let (body, tail) = limits::cut(body, limits.max_body as usize);
         if tail > 0 {
             self.drops.add(Reason::BodyTooLarge, tail);
@@ -177,6 +191,7 @@ impl BodyIndex {
         // Typical bodies have ~70 bytes per sample line.
         scratch.series.reserve(body.len() / 64);
         self.ins.reserve(body.len() / 64);
+        scratch.kept.clear();
         let mut b = Builder {
             idx: self,
             sc: scratch,
@@ -188,6 +203,9 @@ impl BodyIndex {
         };
         b.lines();
         b.group_runs();
+        if tail == 0 {
+            self.memo.record(body, &scratch.kept, seed, limits);
+        }
     }
 }
 
@@ -413,6 +431,26 @@ impl Builder<'_> {
             push(&mut idx.ins, next, Ins::Newline);
         }
         let last_ins = idx.ins.len() as u32;
+        // Where the value is, when it ends the line (for the memo): the
+        // last token (values are short: scanned from the end), when only
+        // blanks come before it (else it is a timestamp).
+        let line_end = if body[next - 1] == b'\n' {
+            next - 1
+        } else {
+            next
+        };
+        let after = start + s.close.map_or(s.name.1, |c| c + 1) as usize;
+        let blank = |b: u8| b == b' ' || b == b'\t';
+        let mut vs = line_end;
+        while vs > after && !blank(body[vs - 1]) {
+            vs -= 1;
+        }
+        if vs > after && body[after..vs].iter().all(|&b| blank(b)) {
+            self.sc.kept.push(Kept {
+                line: start as u32,
+                value: (vs as u32, line_end as u32),
+            });
+        }
 
         let f = &mut idx.fams[fam as usize];
         f.samples += 1;

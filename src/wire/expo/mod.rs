@@ -42,6 +42,7 @@ pub mod limits;
 pub mod merge;
 pub mod number;
 pub mod render;
+mod replay;
 mod swar;
 pub mod text;
 pub mod vote;
@@ -129,7 +130,14 @@ impl Exposition {
         range: std::ops::Range<usize>,
     ) -> Vec<u8> {
         let range = range.start.min(buf.len())..range.end.min(buf.len());
-        let (mut index, old_buf, mut old_id) = match self.spare.pop() {
+        // The same sandbox's index from the last round, if there is one:
+        // its memo lets an unchanged body skip indexing (see `replay`).
+        let same = self.spare.iter().rposition(|s| s.id == id);
+        let spare = match same {
+            Some(i) => Some(self.spare.swap_remove(i)),
+            None => self.spare.pop(),
+        };
+        let (mut index, old_buf, mut old_id) = match spare {
             Some(s) => (s.index, s.buf, s.id),
             None => (BodyIndex::default(), Vec::new(), String::new()),
         };
