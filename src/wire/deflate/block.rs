@@ -10,9 +10,11 @@
 use super::bits::BitWriter;
 use super::huffman::{self, Builder};
 
-/// Tokens per block: like zlib's default (`memLevel` 8), enough for the
-/// codes to fit the text, small enough to follow its changes.
-pub const BLOCK_TOKENS: usize = 16 * 1024;
+/// Tokens per block: small enough for the codes to follow the text, which
+/// changes character with every family. Measured at 100 sandboxes: 16 Ki
+/// tokens (zlib's default) 660,862 bytes, 8 Ki 656,151, 4 Ki 653,185 for
+/// 1% more instructions (more codes built).
+pub const BLOCK_TOKENS: usize = 4 * 1024;
 /// Longest and shortest copy, farthest distance.
 pub const MAX_MATCH: usize = 258;
 pub const MIN_MATCH: usize = 3;
