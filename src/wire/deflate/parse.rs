@@ -9,13 +9,17 @@
 //! * a body piece: the same piece of the previous sandbox in this family
 //!   (its `k`-th piece), then this sandbox's previous piece (the line
 //!   before, for the first sandbox of a family);
-//! * a label block: the previous copy of the same sandbox's labels, whose
-//!   bytes are known to be equal and need no comparison.
+//! * a label block: the previous copy of the same sandbox's labels (the
+//!   same bytes, so the copy runs at least to the block's end); when that
+//!   copy is out of the window, the block is mostly new bytes.
 //!
-//! The [`Parser`] tries those distances, then the last distance used, then
-//! a small hash table of 4-byte strings at positions it could not cover;
-//! it keeps the longest verified copy (greedy). Nothing is tried at each
-//! byte of a copy, so the cost follows the number of copies, not of bytes.
+//! The [`Parser`] tries those distances first and stops at a copy that
+//! reaches the next piece; then the last two distances used and a small
+//! hash table of 4-byte strings; one byte of lazy look-ahead when a copy
+//! ends inside its piece. Every copy is verified against the window (a
+//! renderer bug must not corrupt every sandbox's output). Nothing is tried
+//! at each byte of a copy, so the cost follows the number of copies, not of
+//! bytes.
 //!
 //! Owns: the hints of the text not yet parsed and the parse. Emits literals
 //! and copies to the block writer. No I/O.
@@ -39,7 +43,8 @@ pub struct Hint {
     pub d1: u32,
     /// Second distance (0: none).
     pub d2: u32,
-    /// Bytes from `pos` known to equal those `d1` back (a label core).
+    /// Bytes from `pos` that equal those `d1` back (a label core; the
+    /// parser still verifies them).
     pub known: u32,
     /// Bytes from `pos` of a label core whose last copy is out of reach:
     /// new bytes (an id, a uid) but for what the previous sandbox's core
