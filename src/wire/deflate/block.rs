@@ -108,6 +108,8 @@ pub struct Block {
     /// Compressed bytes; the caller drains `out.buf`.
     pub out: BitWriter,
     hb: Builder,
+    /// Run-length coded code lengths of the block header being built.
+    rle: Vec<(u8, u8)>,
     lit_len: [u8; LITLEN],
     lit_code: [u16; LITLEN],
     dist_len: [u8; DISTS],
@@ -123,6 +125,7 @@ impl Default for Block {
             dist: [0; DISTS],
             out: BitWriter::default(),
             hb: Builder::default(),
+            rle: Vec::new(),
             lit_len: [0; LITLEN],
             lit_code: [0; LITLEN],
             dist_len: [0; DISTS],
@@ -290,7 +293,9 @@ impl Block {
         all[..hlit].copy_from_slice(&self.lit_len[..hlit]);
         all[hlit..hlit + hdist].copy_from_slice(&self.dist_len[..hdist]);
         let all = &all[..hlit + hdist];
-        let mut rle: Vec<(u8, u8)> = Vec::with_capacity(all.len());
+        // Kept between blocks: no allocation per block.
+        let mut rle = std::mem::take(&mut self.rle);
+        rle.clear();
         let mut i = 0;
         while i < all.len() {
             let l = all[i];
@@ -365,6 +370,7 @@ impl Block {
                 }
             }
         }
+        self.rle = rle;
         bits
     }
 

@@ -98,7 +98,7 @@ impl Marks for Hinter {
     }
 
     #[inline]
-    fn member(&mut self, _src: u32) {
+    fn member(&mut self) {
         std::mem::swap(&mut self.prev, &mut self.cur);
         self.cur.clear();
     }

@@ -19,8 +19,8 @@ use super::labels::{Ins, RENAME_PREFIX};
 pub trait Marks {
     /// A family's sample lines start (its header has been written).
     fn family(&mut self);
-    /// Lines of sandbox `src` (index into the exposition's sources) follow.
-    fn member(&mut self, src: u32);
+    /// The next sandbox's lines of this family follow.
+    fn member(&mut self);
     /// A piece of the shim's body (up to the next insertion) starts at `at`.
     fn span(&mut self, at: usize);
     /// `src`'s injected labels in form `kind` start at `at`; their
@@ -33,7 +33,7 @@ impl Marks for () {
     #[inline(always)]
     fn family(&mut self) {}
     #[inline(always)]
-    fn member(&mut self, _: u32) {}
+    fn member(&mut self) {}
     #[inline(always)]
     fn span(&mut self, _: usize) {}
     #[inline(always)]
@@ -257,7 +257,7 @@ impl Cursor {
                 let r = idx.runs[idx.order[(f.runs.0 + self.run) as usize] as usize];
                 if !self.in_run {
                     if self.run == 0 {
-                        marks.member(m.src);
+                        marks.member();
                     }
                     marks.span(off + w);
                     self.in_run = true;
