@@ -198,34 +198,14 @@ impl GzipPump {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
-
-    fn gunzip(data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(data)
-            .read_to_end(&mut out)
-            .expect("valid gzip");
-        out
-    }
+    use crate::wire::test_util::{drain, feed, gunzip};
 
     fn pump_all(plain: &[u8], level: u8, src_chunk: usize, out_chunk: usize) -> Vec<u8> {
         let mut pump = GzipPump::new(GzipEncoder::new(level));
-        let mut pos = 0;
-        let mut gz = Vec::new();
-        let mut buf = vec![0u8; out_chunk];
-        loop {
-            let n = pump.fill(&mut buf, |b| {
-                let n = (plain.len() - pos).min(b.len()).min(src_chunk);
-                b[..n].copy_from_slice(&plain[pos..pos + n]);
-                pos += n;
-                n
-            });
-            if n == 0 {
-                break;
-            }
-            gz.extend_from_slice(&buf[..n]);
-        }
+        let mut src = feed(plain, src_chunk);
+        let gz = drain(out_chunk, |b| pump.fill(b, &mut src));
         assert!(pump.is_done());
+        assert_eq!(src(&mut [0u8; 1]), 0, "every byte was taken");
         gz
     }
 

@@ -12,3 +12,6 @@ pub mod gzip;
 pub mod http;
 #[cfg(feature = "zstd")]
 pub mod zstd;
+
+#[cfg(test)]
+pub(crate) mod test_util;

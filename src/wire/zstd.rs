@@ -127,25 +127,13 @@ impl ZstdPump {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::test_util::{drain, feed};
 
     fn pump_all(pump: &mut ZstdPump, plain: &[u8], src_chunk: usize, out_chunk: usize) -> Vec<u8> {
-        let mut pos = 0;
-        let mut z = Vec::new();
-        let mut buf = vec![0u8; out_chunk];
-        loop {
-            let n = pump.fill(&mut buf, |b| {
-                let n = (plain.len() - pos).min(b.len()).min(src_chunk);
-                b[..n].copy_from_slice(&plain[pos..pos + n]);
-                pos += n;
-                n
-            });
-            if n == 0 {
-                break;
-            }
-            z.extend_from_slice(&buf[..n]);
-        }
+        let mut src = feed(plain, src_chunk);
+        let z = drain(out_chunk, |b| pump.fill(b, &mut src));
         assert!(pump.is_done());
-        assert_eq!(pos, plain.len());
+        assert_eq!(src(&mut [0u8; 1]), 0, "every byte was taken");
         z
     }
 

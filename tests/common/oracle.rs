@@ -7,7 +7,9 @@ use super::expo_check::{self, LineKind, Sample, check_exposition, classify_lines
 use kata_monitor::wire::expo::{Exposition, Filter, Labels, Limits, Reason};
 use kata_monitor::wire::gzip::{GzipEncoder, GzipPump};
 use std::collections::HashMap;
-use std::io::Read;
+#[path = "../../src/wire/test_util.rs"]
+mod test_util;
+use test_util::{drain, feed, gunzip};
 
 pub const INJECTED: [&str; 4] = ["sandbox_id", "cri_uid", "cri_name", "cri_namespace"];
 
@@ -75,15 +77,8 @@ pub fn render(expo: &Exposition, filter: &Filter, head: &[u8], chunk: usize) -> 
 /// decode it with flate2.
 pub fn gzip_roundtrip(plain: &[u8], level: u8, src_chunk: usize, out_chunk: usize) -> Vec<u8> {
     let mut pump = GzipPump::new(GzipEncoder::new(level));
-    let mut pos = 0;
-    gunzip(&drain(out_chunk, |buf| {
-        pump.fill(buf, |b| {
-            let n = (plain.len() - pos).min(b.len()).min(src_chunk.max(1));
-            b[..n].copy_from_slice(&plain[pos..pos + n]);
-            pos += n;
-            n
-        })
-    }))
+    let mut src = feed(plain, src_chunk);
+    gunzip(&drain(out_chunk, |buf| pump.fill(buf, &mut src)))
 }
 
 /// `expo`'s whole output through the renderer-led gzip (`--gzip-level
@@ -94,27 +89,6 @@ pub fn guided_roundtrip(expo: &Exposition, out_chunk: usize) -> Vec<u8> {
     gunzip(&drain(out_chunk, |buf| {
         s.fill(buf, |b, h| cur.fill_marked(expo, b, h))
     }))
-}
-
-/// Everything `fill` produces, `chunk` bytes at a time, until it gives 0.
-fn drain(chunk: usize, mut fill: impl FnMut(&mut [u8]) -> usize) -> Vec<u8> {
-    let mut all = Vec::new();
-    let mut buf = vec![0u8; chunk.max(1)];
-    loop {
-        let n = fill(&mut buf);
-        if n == 0 {
-            return all;
-        }
-        all.extend_from_slice(&buf[..n]);
-    }
-}
-
-fn gunzip(gz: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(gz)
-        .read_to_end(&mut out)
-        .expect("gzip output decodes");
-    out
 }
 
 /// The output sample an input sample should become in a sandbox's output.

@@ -154,28 +154,12 @@ impl GzipStream {
 mod tests {
     use super::*;
     use crate::wire::expo::{Exposition, Filter, Labels};
-    use std::io::Read;
-
-    pub(crate) fn gunzip(data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(data)
-            .read_to_end(&mut out)
-            .expect("valid gzip");
-        out
-    }
+    use crate::wire::test_util::{drain, gunzip};
 
     /// The whole member through output buffers of `out_len` bytes.
     fn compress(s: &mut GzipStream, expo: &Exposition, head: Vec<u8>, out_len: usize) -> Vec<u8> {
         let mut cur = expo.cursor(&Filter::all(), head);
-        let mut gz = Vec::new();
-        let mut buf = vec![0u8; out_len];
-        loop {
-            let n = s.fill(&mut buf, |b, h| cur.fill_marked(expo, b, h));
-            if n == 0 {
-                break;
-            }
-            gz.extend_from_slice(&buf[..n]);
-        }
+        let gz = drain(out_len, |b| s.fill(b, |w, h| cur.fill_marked(expo, w, h)));
         assert!(s.is_done());
         gz
     }
