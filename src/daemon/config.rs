@@ -293,8 +293,9 @@ fn bool_value(p: &mut lexopt::Parser, flag: &str) -> Result<bool, String> {
     parse_bool(&v).ok_or_else(|| bad(&v))
 }
 
-/// Where to listen, the CRI, the sandbox roots and which sandboxes to leave out: applies `flag` if it is one of them (`Ok(false)` if not), reading
-/// its value through `value` only then.
+/// Where to listen, the CRI, the sandbox roots and which sandboxes to leave out:
+/// applies `flag` if it is one of them (`Ok(false)` if not), reading its
+/// value through `value` only then.
 fn node_flag(
     cfg: &mut Config,
     flag: &str,
@@ -352,8 +353,9 @@ fn node_flag(
     Ok(true)
 }
 
-/// Per-shim deadline, compression and per-sandbox limits: applies `flag` if it is one of them (`Ok(false)` if not), reading
-/// its value through `value` only then.
+/// Per-shim deadline, compression and per-sandbox limits:
+/// applies `flag` if it is one of them (`Ok(false)` if not), reading its
+/// value through `value` only then.
 fn limit_flag(
     cfg: &mut Config,
     flag: &str,
@@ -422,8 +424,9 @@ fn limit_flag(
     Ok(true)
 }
 
-/// HTTP timeouts, the debug proxy's profile cap and TLS: applies `flag` if it is one of them (`Ok(false)` if not), reading
-/// its value through `value` only then.
+/// HTTP timeouts, the debug proxy's profile cap and TLS:
+/// applies `flag` if it is one of them (`Ok(false)` if not), reading its
+/// value through `value` only then.
 fn server_flag(
     cfg: &mut Config,
     tls: &mut TlsArgs,

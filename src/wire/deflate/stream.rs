@@ -223,6 +223,8 @@ mod tests {
         assert_eq!(gunzip(&gz), b"");
     }
 
+    use proptest::prelude::any;
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
 
@@ -232,7 +234,7 @@ mod tests {
         #[test]
         fn edited_bodies_round_trip(
             edits in proptest::collection::vec(
-                proptest::collection::vec((0usize..1300, 0u8..4, proptest::prelude::any::<u8>()), 0..40),
+                proptest::collection::vec((0usize..1300, 0u8..4, any::<u8>()), 0..40),
                 1..6,
             ),
             out_len in 1usize..70_000,
